@@ -1,0 +1,183 @@
+// Package store is authd's domain: users, their third-party IDs, devices
+// and access tokens, the Store interface that persists them, and the
+// sentinel errors every implementation returns. It imports nothing else of
+// authd; the concrete stores live in the postgres and sqlite subpackages.
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned when the requested user, device, third-party ID or
+// token does not exist. Not found is always an error, never a zero value.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a create would violate uniqueness, such as a
+// user ID or third-party address that is already taken.
+var ErrConflict = errors.New("conflict")
+
+// User is a local account.
+type User struct {
+	// ID is the canonical, fully qualified Matrix user ID (@alice:example.org).
+	ID string
+	// PasswordHash is the versioned password hash (see internal/password).
+	PasswordHash string
+	CreatedAt    time.Time
+	// DeactivatedAt is zero while the account is active.
+	DeactivatedAt time.Time
+}
+
+// Deactivated reports whether the account has been deactivated.
+func (u User) Deactivated() bool { return !u.DeactivatedAt.IsZero() }
+
+// FoldUserID returns the key under which a user ID is matched
+// case-insensitively at login. Matching is on the whole MXID, as Synapse does.
+func FoldUserID(id string) string { return strings.ToLower(id) }
+
+// Medium names the kind of a third-party identifier.
+type Medium string
+
+// The third-party media authd knows.
+const (
+	MediumEmail  Medium = "email"
+	MediumMSISDN Medium = "msisdn"
+)
+
+// ThreePID binds a canonical third-party address to a user.
+type ThreePID struct {
+	Medium  Medium
+	Address string // canonical form, e.g. a lower-cased email address
+	UserID  string
+	AddedAt time.Time
+}
+
+// Device is a client session slot of a user. Access tokens belong to a
+// device; deleting the device revokes them.
+type Device struct {
+	UserID      string
+	ID          string
+	DisplayName string
+	CreatedAt   time.Time
+	LastSeenAt  time.Time
+}
+
+// TokenHash is the SHA-256 digest of a bearer token. Stores keep only the
+// digest, never the token itself.
+type TokenHash [32]byte
+
+// AccessToken is a stored access token.
+type AccessToken struct {
+	Hash      TokenHash
+	UserID    string
+	DeviceID  string
+	CreatedAt time.Time
+	// ExpiresAt is zero for a token that does not expire.
+	ExpiresAt time.Time
+}
+
+// Expired reports whether the token has expired at now.
+func (t AccessToken) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+// NewSession is what a successful login writes: the device (created, or
+// reused when the user already has one with that ID) and its access token.
+type NewSession struct {
+	Device      Device // UserID, ID, DisplayName and CreatedAt/LastSeenAt (now)
+	AccessToken AccessToken
+}
+
+// Session is what an access token resolves to.
+type Session struct {
+	User        User
+	AccessToken AccessToken
+}
+
+// UserStore persists users and their third-party IDs.
+type UserStore interface {
+	// CreateUser stores a new user, and binds the given third-party IDs to it
+	// in the same transaction. It returns ErrConflict if the user ID, or any of
+	// the addresses, is taken; then nothing is written.
+	CreateUser(ctx context.Context, u User, threepids ...ThreePID) error
+	// FindUserByID returns the user with exactly this ID, or ErrNotFound.
+	FindUserByID(ctx context.Context, id string) (User, error)
+	// FindUserByLogin matches id case-insensitively against the whole user ID
+	// (see FoldUserID). With one match it returns it; with several it returns
+	// the exact match if there is one. Otherwise it returns ErrNotFound.
+	FindUserByLogin(ctx context.Context, id string) (User, error)
+	// FindUserByThreePID returns the user the canonical address is bound to,
+	// or ErrNotFound.
+	FindUserByThreePID(ctx context.Context, medium Medium, address string) (User, error)
+	// ListUsers returns every user, ordered by ID.
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdatePasswordHash replaces the user's password hash. It returns
+	// ErrNotFound if no user has that ID.
+	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	// DeactivateUser marks the user deactivated at the given time and, in the
+	// same transaction, deletes every device and token of the user. It returns
+	// ErrNotFound if no user has that ID. Deactivating twice keeps the first time.
+	DeactivateUser(ctx context.Context, userID string, at time.Time) error
+	// AddThreePID binds an address to a user. It returns ErrConflict if the
+	// address is bound already and ErrNotFound if the user does not exist.
+	AddThreePID(ctx context.Context, t ThreePID) error
+	// DeleteThreePID unbinds an address. It returns ErrNotFound if it was not bound.
+	DeleteThreePID(ctx context.Context, medium Medium, address string) error
+	// ListThreePIDs returns the addresses bound to a user, ordered by medium
+	// and address.
+	ListThreePIDs(ctx context.Context, userID string) ([]ThreePID, error)
+}
+
+// SessionStore persists devices and access tokens.
+type SessionStore interface {
+	// CreateSession writes a login in one transaction. If the user has no
+	// device with that ID it is created; if it has one, the device is kept
+	// (its display name unchanged, its last-seen time updated) and every
+	// earlier access token of that device is revoked. Then the access token is
+	// stored. It returns ErrNotFound if the user does not exist and
+	// ErrConflict if the token hash is taken; then nothing is written.
+	CreateSession(ctx context.Context, s NewSession) error
+	// FindSessionByAccessToken returns the token with that hash and its user,
+	// expired or not, or ErrNotFound.
+	FindSessionByAccessToken(ctx context.Context, h TokenHash) (Session, error)
+	// FindDevice returns one device of a user, or ErrNotFound.
+	FindDevice(ctx context.Context, userID, deviceID string) (Device, error)
+	// ListDevices returns the devices of a user, ordered by device ID.
+	ListDevices(ctx context.Context, userID string) ([]Device, error)
+	// DeleteDevice deletes a device and every token of it. It returns
+	// ErrNotFound if the user has no such device.
+	DeleteDevice(ctx context.Context, userID, deviceID string) error
+	// DeleteAllDevices deletes every device and token of a user and returns
+	// how many devices it deleted (zero is not an error).
+	DeleteAllDevices(ctx context.Context, userID string) (int, error)
+}
+
+// Store is everything authd persists.
+type Store interface {
+	UserStore
+	SessionStore
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the store's connections.
+	Close() error
+}
+
+// Schema is the migration state of a store's database.
+type Schema struct {
+	Version uint // the applied version, 0 when none
+	Latest  uint // the newest version this build ships
+	Dirty   bool // a migration failed halfway
+}
+
+// Current reports whether the schema is fully migrated and clean.
+func (s Schema) Current() bool { return !s.Dirty && s.Version == s.Latest }
+
+// Migrator is implemented by stores whose schema authd manages.
+type Migrator interface {
+	// MigrateUp applies every pending migration.
+	MigrateUp(ctx context.Context) error
+	// SchemaStatus reports the applied and the newest schema version.
+	SchemaStatus(ctx context.Context) (Schema, error)
+}
