@@ -1,0 +1,103 @@
+package token
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestNew_Format(t *testing.T) {
+	seen := map[string]bool{}
+	for _, kind := range []Kind{Access, Refresh} {
+		for range 200 {
+			tok := New(kind)
+			if len(tok) != MaxLen {
+				t.Fatalf("len(%q) = %d, want %d", tok, len(tok), MaxLen)
+			}
+			parts := strings.Split(tok, "_")
+			if len(parts) != 3 || parts[0] != string(kind) || len(parts[1]) != randomLen || len(parts[2]) != checksumLen {
+				t.Fatalf("token %q does not read %s_<32>_<6>", tok, kind)
+			}
+			if err := Check(kind, tok); err != nil {
+				t.Fatalf("Check(%q) = %v", tok, err)
+			}
+			if seen[tok] {
+				t.Fatalf("duplicate token %q", tok)
+			}
+			seen[tok] = true
+		}
+	}
+}
+
+func TestNew_UsesWholeAlphabet(t *testing.T) {
+	counts := map[byte]int{}
+	for range 500 {
+		tok := New(Access)
+		for i := 4; i < 4+randomLen; i++ {
+			counts[tok[i]]++
+		}
+	}
+	if len(counts) != 62 {
+		t.Fatalf("random part used %d distinct characters, want 62", len(counts))
+	}
+}
+
+func TestCheck_Rejects(t *testing.T) {
+	good := New(Access)
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] == 'a' {
+			b[i] = 'b'
+		} else {
+			b[i] = 'a'
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name string
+		kind Kind
+		in   string
+	}{
+		{"Empty", Access, ""},
+		{"WrongKind", Refresh, good},
+		{"RandomChanged", Access, flip(good, 10)},
+		{"ChecksumChanged", Access, flip(good, MaxLen-1)},
+		{"Truncated", Access, good[:MaxLen-1]},
+		{"Extended", Access, good + "a"},
+		{"BadSeparator", Access, good[:4+randomLen] + "-" + good[5+randomLen:]},
+		{"NonBase62", Access, good[:5] + "!" + good[6:]},
+		{"Synapse", Access, "syt_YWxpY2U_XmVyvNhsdNgNPImcCkRm_0VZ8QG"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Check(tt.kind, tt.in); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Check(%q) = %v, want ErrMalformed", tt.in, err)
+			}
+		})
+	}
+}
+
+func TestHash_Stable(t *testing.T) {
+	tok := New(Access)
+	if Hash(tok) != Hash(tok) {
+		t.Fatal("Hash is not deterministic")
+	}
+	if Hash(tok) == Hash(New(Access)) {
+		t.Fatal("two tokens share a hash")
+	}
+}
+
+func BenchmarkNew(b *testing.B) {
+	for b.Loop() {
+		New(Access)
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	tok := New(Access)
+	for b.Loop() {
+		if Check(Access, tok) != nil {
+			b.Fatal("check failed")
+		}
+	}
+}
