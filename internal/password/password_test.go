@@ -1,0 +1,155 @@
+package password
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func newHasher(tb testing.TB, cost int, pepper string) *Hasher {
+	tb.Helper()
+	h, err := NewHasher(cost, []byte(pepper))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+func TestHasher_HashVerify(t *testing.T) {
+	h := newHasher(t, bcrypt.MinCost, "")
+	hash, err := h.Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(hash, "$authd-v1$$2a$04$") {
+		t.Fatalf("hash %q lacks the versioned prefix and cost", hash)
+	}
+	tests := []struct {
+		name     string
+		password string
+		wantOK   bool
+	}{
+		{"OK", "correct horse", true},
+		{"Wrong", "correct horsE", false},
+		{"Empty", "", false},
+		{"Longer", "correct horse ", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := h.Verify(hash, tt.password)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK != tt.wantOK || res.NeedsRehash {
+				t.Fatalf("Verify = %+v, want OK=%v without rehash", res, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestHasher_EveryByteCounts(t *testing.T) {
+	h := newHasher(t, bcrypt.MinCost, "")
+	base := strings.Repeat("p", 72)
+	hash, err := h.Hash(base + "tail-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{base, base + "tail-two", base + "tail-on"} {
+		res, err := h.Verify(hash, pw)
+		if err != nil || res.OK {
+			t.Fatalf("Verify(%d bytes sharing the first 72) = %+v, %v; want no match", len(pw), res, err)
+		}
+	}
+	long := strings.Repeat("x", MaxLen)
+	hash, err = h.Hash(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := h.Verify(hash, long); !res.OK {
+		t.Fatal("a password of exactly MaxLen bytes does not verify")
+	}
+	if res, _ := h.Verify(hash, long[:MaxLen-1]+"y"); res.OK {
+		t.Fatal("the last byte of a MaxLen password does not count")
+	}
+}
+
+func TestHasher_Limits(t *testing.T) {
+	h := newHasher(t, bcrypt.MinCost, "")
+	if _, err := h.Hash(strings.Repeat("x", MaxLen+1)); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("Hash(too long) err = %v, want ErrTooLong", err)
+	}
+	if _, err := h.Hash(""); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("Hash(empty) err = %v, want ErrEmpty", err)
+	}
+	hash, _ := h.Hash("pw")
+	if res, err := h.Verify(hash, strings.Repeat("x", MaxLen+1)); err != nil || res.OK {
+		t.Fatalf("Verify(too long) = %+v, %v; want no match", res, err)
+	}
+	if _, err := NewHasher(3, nil); err == nil {
+		t.Fatal("NewHasher(3) accepted a cost below bcrypt's minimum")
+	}
+}
+
+func TestHasher_Pepper(t *testing.T) {
+	a := newHasher(t, bcrypt.MinCost, "pepper-a")
+	b := newHasher(t, bcrypt.MinCost, "pepper-b")
+	hash, _ := a.Hash("pw")
+	if res, _ := a.Verify(hash, "pw"); !res.OK {
+		t.Fatal("peppered hash does not verify with its pepper")
+	}
+	if res, _ := b.Verify(hash, "pw"); res.OK {
+		t.Fatal("peppered hash verifies with another pepper")
+	}
+}
+
+func TestHasher_NeedsRehash(t *testing.T) {
+	low := newHasher(t, bcrypt.MinCost, "")
+	high := newHasher(t, bcrypt.MinCost+1, "")
+	hash, _ := low.Hash("pw")
+	res, err := high.Verify(hash, "pw")
+	if err != nil || !res.OK || !res.NeedsRehash {
+		t.Fatalf("Verify at another cost = %+v, %v; want OK and NeedsRehash", res, err)
+	}
+
+	legacy, _ := bcrypt.GenerateFromPassword([]byte("synapse-pw"), bcrypt.MinCost)
+	res, err = low.Verify(string(legacy), "synapse-pw")
+	if err != nil || !res.OK || !res.NeedsRehash {
+		t.Fatalf("Verify(plain bcrypt) = %+v, %v; want OK and NeedsRehash", res, err)
+	}
+	if res, _ := low.Verify(string(legacy), "synapse-pX"); res.OK {
+		t.Fatal("plain bcrypt hash matched a wrong password")
+	}
+	long72 := strings.Repeat("q", 72)
+	legacy, _ = bcrypt.GenerateFromPassword([]byte(long72), bcrypt.MinCost)
+	if res, _ := low.Verify(string(legacy), long72+"extra"); res.OK {
+		t.Fatal("plain bcrypt hash matched a password by its first 72 bytes")
+	}
+}
+
+func TestHasher_UnknownFormat(t *testing.T) {
+	h := newHasher(t, bcrypt.MinCost, "")
+	for _, hash := range []string{"", "plaintext", "$argon2id$v=19$m=65536,t=3,p=4$abc$def", "$authd-v1$garbage"} {
+		res, err := h.Verify(hash, "plaintext")
+		if res.OK {
+			t.Fatalf("Verify(%q) matched", hash)
+		}
+		if err == nil {
+			t.Fatalf("Verify(%q) gave no error for a malformed hash", hash)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, cost := range []int{bcrypt.MinCost, 10, 12} {
+		h := newHasher(b, cost, "")
+		hash, _ := h.Hash("benchmark password")
+		b.Run(fmt.Sprintf("cost=%d", cost), func(b *testing.B) {
+			for b.Loop() {
+				h.Verify(hash, "benchmark password")
+			}
+		})
+	}
+}
