@@ -1,7 +1,9 @@
 -- The same schema as postgres/0001_init.up.sql. Times are INTEGER
 -- microseconds since the Unix epoch (UTC); NULL where the Postgres column is NULL.
+-- users.user_id says NOT NULL because SQLite, unlike Postgres, lets a PRIMARY
+-- KEY column that is not an INTEGER PRIMARY KEY hold NULL.
 CREATE TABLE users (
-    user_id        TEXT PRIMARY KEY,
+    user_id        TEXT NOT NULL PRIMARY KEY,
     user_id_folded TEXT NOT NULL,
     password_hash  TEXT NOT NULL,
     created_at     INTEGER NOT NULL,

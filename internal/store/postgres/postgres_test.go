@@ -1,0 +1,226 @@
+package postgres_test
+
+import (
+	"context"
+	"io/fs"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/internal/pgtest"
+	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/postgres"
+	"github.com/authd/authd/internal/store/storetest"
+	"github.com/authd/authd/migrations"
+)
+
+func TestDB(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db, _ := newDB(t)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		return db
+	})
+}
+
+// TestDB_LinguisticCollation runs the suite with the text columns in a
+// linguistic collation, as in a database created with a locale such as
+// en_US.UTF-8 (the test cluster's C.UTF-8 already orders bytewise). The
+// ordering contracts must still hold.
+func TestDB_LinguisticCollation(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		db, url := newDB(t)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		exec(t, url, `
+			ALTER TABLE users ALTER COLUMN user_id TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE users ALTER COLUMN user_id_folded TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE user_threepids ALTER COLUMN medium TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE user_threepids ALTER COLUMN address TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE user_threepids ALTER COLUMN user_id TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE devices ALTER COLUMN user_id TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE devices ALTER COLUMN device_id TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE access_tokens ALTER COLUMN user_id TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE access_tokens ALTER COLUMN device_id TYPE text COLLATE "en-US-x-icu";`)
+		return db
+	})
+}
+
+// newDB opens an unmigrated store on a fresh database and returns it with
+// the database's URL.
+func newDB(tb testing.TB) (*postgres.DB, string) {
+	tb.Helper()
+	url := pgtest.NewDatabase(tb)
+	db, err := postgres.Open(tb.Context(), url)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return db, url
+}
+
+// latestMigration is the highest version among the embedded migrations,
+// read from the file names independently of the code under test.
+func latestMigration(tb testing.TB) uint {
+	tb.Helper()
+	entries, err := fs.ReadDir(migrations.FS, "postgres")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var latest uint
+	for _, e := range entries {
+		prefix, _, _ := strings.Cut(e.Name(), "_")
+		v, err := strconv.ParseUint(prefix, 10, 64)
+		if err != nil {
+			tb.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		latest = max(latest, uint(v))
+	}
+	if latest < 1 {
+		tb.Fatalf("no migrations embedded")
+	}
+	return latest
+}
+
+func schemaStatus(tb testing.TB, db *postgres.DB) store.Schema {
+	tb.Helper()
+	s, err := db.SchemaStatus(tb.Context())
+	if err != nil {
+		tb.Fatalf("SchemaStatus: %v", err)
+	}
+	return s
+}
+
+func TestDB_SchemaStatus(t *testing.T) {
+	latest := latestMigration(t)
+
+	t.Run("Empty", func(t *testing.T) {
+		db, _ := newDB(t)
+		got := schemaStatus(t, db)
+		if want := (store.Schema{Version: 0, Latest: latest}); got != want {
+			t.Fatalf("SchemaStatus = %+v, want %+v", got, want)
+		}
+		if got.Current() {
+			t.Fatalf("empty schema reported current: %+v", got)
+		}
+		// Reading the status writes nothing, so a second read is the same.
+		if again := schemaStatus(t, db); again != got {
+			t.Fatalf("SchemaStatus again = %+v, want %+v", again, got)
+		}
+	})
+
+	t.Run("Migrated", func(t *testing.T) {
+		db, _ := newDB(t)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		got := schemaStatus(t, db)
+		if want := (store.Schema{Version: latest, Latest: latest}); got != want {
+			t.Fatalf("SchemaStatus = %+v, want %+v", got, want)
+		}
+		if !got.Current() {
+			t.Fatalf("migrated schema not current: %+v", got)
+		}
+	})
+
+	t.Run("Dirty", func(t *testing.T) {
+		db, url := newDB(t)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		// As golang-migrate leaves it when a migration fails halfway.
+		exec(t, url, `UPDATE schema_migrations SET dirty = true`)
+		got := schemaStatus(t, db)
+		if want := (store.Schema{Version: latest, Latest: latest, Dirty: true}); got != want {
+			t.Fatalf("SchemaStatus = %+v, want %+v", got, want)
+		}
+		if got.Current() {
+			t.Fatalf("dirty schema reported current: %+v", got)
+		}
+		if err := db.MigrateUp(t.Context()); err == nil {
+			t.Fatalf("MigrateUp on a dirty schema succeeded")
+		}
+	})
+}
+
+// exec runs a statement on the database at url outside the store.
+func exec(tb testing.TB, url, sql string) {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), url)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(tb.Context(), sql); err != nil {
+		tb.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func TestDB_MigrateUp(t *testing.T) {
+	t.Run("Twice", func(t *testing.T) {
+		db, _ := newDB(t)
+		for i := range 2 {
+			if err := db.MigrateUp(t.Context()); err != nil {
+				t.Fatalf("MigrateUp #%d: %v", i+1, err)
+			}
+		}
+		if got := schemaStatus(t, db); !got.Current() {
+			t.Fatalf("SchemaStatus = %+v, want current", got)
+		}
+	})
+
+	t.Run("Cancelled", func(t *testing.T) {
+		db, _ := newDB(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := db.MigrateUp(ctx); err == nil {
+			t.Fatalf("MigrateUp with a cancelled context succeeded")
+		}
+		if got := schemaStatus(t, db); got.Version != 0 {
+			t.Fatalf("SchemaStatus = %+v, want nothing applied", got)
+		}
+	})
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("Unreachable", func(t *testing.T) {
+		// Nothing listens on port 1; the timeout only keeps a broken
+		// environment from hanging the test.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		db, err := postgres.Open(ctx, "postgres://authd:secret@127.0.0.1:1/authd?sslmode=disable")
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open of an unreachable server succeeded")
+		}
+		if !strings.HasPrefix(err.Error(), "postgres: ping: ") {
+			t.Fatalf("Open error = %q, want it to start with %q", err, "postgres: ping: ")
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Fatalf("Open error leaks the password: %q", err)
+		}
+	})
+
+	t.Run("BadURL", func(t *testing.T) {
+		_, err := postgres.Open(t.Context(), "postgres://authd@127.0.0.1:notaport/authd")
+		if err == nil || !strings.HasPrefix(err.Error(), "postgres: parse url: ") {
+			t.Fatalf("Open error = %v, want a parse error", err)
+		}
+	})
+
+	t.Run("Ping", func(t *testing.T) {
+		db, _ := newDB(t)
+		if err := db.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	})
+}

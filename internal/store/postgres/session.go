@@ -1,0 +1,147 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/internal/store"
+)
+
+// CreateSession writes a login in one transaction: it creates the device,
+// or keeps the user's existing device of that ID (display name and creation
+// time unchanged, last-seen time updated) and revokes its earlier access
+// tokens; then it stores the access token, for s.Device's user and device.
+// It returns store.ErrNotFound if the user does not exist and
+// store.ErrConflict if the token hash is taken; then nothing is written.
+func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
+	d, t := s.Device, s.AccessToken
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// The upsert locks the device row, so concurrent logins on one device
+		// run one after the other and the last one's token is the only one left.
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
+			 VALUES ($1, $2, $3, $4, $5)
+			 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at`,
+			d.UserID, d.ID, d.DisplayName, timestamp(d.CreatedAt), timestamp(d.LastSeenAt),
+		); err != nil {
+			return err
+		}
+		// A login naming a known device replaces its tokens: "the server will
+		// invalidate any access and refresh tokens previously assigned to that
+		// device" (client-server API, relationship between access tokens and
+		// devices). Synapse does not (element-hq/synapse#6616); authd does.
+		if _, err := tx.Exec(ctx,
+			`DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`, d.UserID, d.ID,
+		); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			`INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
+			 VALUES ($1, $2, $3, $4, $5)`,
+			t.Hash[:], d.UserID, d.ID, timestamp(t.CreatedAt), nullTimestamp(t.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create session: %w", translate(err))
+	}
+	return nil
+}
+
+// FindSessionByAccessToken returns the token with that hash and its user,
+// expired or not, or store.ErrNotFound.
+func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error) {
+	var s store.Session
+	var hash []byte
+	var expiresAt, deactivatedAt *time.Time
+	err := db.pool.QueryRow(ctx,
+		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at,
+		        u.user_id, u.password_hash, u.created_at, u.deactivated_at
+		 FROM access_tokens t JOIN users u ON u.user_id = t.user_id
+		 WHERE t.token_hash = $1`, h[:],
+	).Scan(&hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &s.AccessToken.CreatedAt, &expiresAt,
+		&s.User.ID, &s.User.PasswordHash, &s.User.CreatedAt, &deactivatedAt)
+	if err != nil {
+		return store.Session{}, fmt.Errorf("postgres: find session: %w", translate(err))
+	}
+	copy(s.AccessToken.Hash[:], hash)
+	s.AccessToken.CreatedAt = s.AccessToken.CreatedAt.UTC()
+	s.AccessToken.ExpiresAt = fromNull(expiresAt)
+	s.User.CreatedAt = s.User.CreatedAt.UTC()
+	s.User.DeactivatedAt = fromNull(deactivatedAt)
+	return s, nil
+}
+
+// deviceColumns are the columns scanDevice reads, in its order.
+const deviceColumns = `user_id, device_id, display_name, created_at, last_seen_at`
+
+// FindDevice returns one device of a user, or store.ErrNotFound.
+func (db *DB) FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error) {
+	d, err := scanDevice(db.pool.QueryRow(ctx,
+		`SELECT `+deviceColumns+` FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID))
+	if err != nil {
+		return store.Device{}, fmt.Errorf("postgres: find device: %w", translate(err))
+	}
+	return d, nil
+}
+
+// ListDevices returns the devices of a user, ordered by device ID bytewise.
+func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, error) {
+	rows, err := db.pool.Query(ctx,
+		`SELECT `+deviceColumns+` FROM devices WHERE user_id = $1 ORDER BY device_id COLLATE "C"`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list devices: %w", err)
+	}
+	devices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Device, error) {
+		return scanDevice(row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list devices: %w", err)
+	}
+	return devices, nil
+}
+
+// DeleteDevice deletes a device and, by cascade, every token of it. It
+// returns store.ErrNotFound if the user has no such device.
+func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
+	if err != nil {
+		return fmt.Errorf("postgres: delete device: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete device: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteAllDevices deletes every device and token of a user and returns how
+// many devices it deleted.
+func (db *DB) DeleteAllDevices(ctx context.Context, userID string) (int, error) {
+	n, err := deleteDevices(ctx, db.pool, userID)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete all devices: %w", err)
+	}
+	return n, nil
+}
+
+// deleteDevices deletes the user's devices; their tokens go by cascade.
+func deleteDevices(ctx context.Context, q querier, userID string) (int, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM devices WHERE user_id = $1`, userID)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// scanDevice reads the deviceColumns of one row.
+func scanDevice(row pgx.Row) (store.Device, error) {
+	var d store.Device
+	if err := row.Scan(&d.UserID, &d.ID, &d.DisplayName, &d.CreatedAt, &d.LastSeenAt); err != nil {
+		return store.Device{}, err
+	}
+	d.CreatedAt = d.CreatedAt.UTC()
+	d.LastSeenAt = d.LastSeenAt.UTC()
+	return d, nil
+}

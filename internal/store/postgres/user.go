@@ -1,0 +1,221 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/internal/store"
+)
+
+// userColumns are the columns scanUser reads, in its order.
+const userColumns = `user_id, password_hash, created_at, deactivated_at`
+
+// CreateUser stores a new user and binds the given third-party IDs to it, in
+// one transaction. Each ThreePID is bound to u.ID whatever its UserID says.
+// It returns store.ErrConflict if the user ID or an address is taken; then
+// nothing is written.
+func (db *DB) CreateUser(ctx context.Context, u store.User, threepids ...store.ThreePID) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at)
+			 VALUES ($1, $2, $3, $4, $5)`,
+			u.ID, store.FoldUserID(u.ID), u.PasswordHash, timestamp(u.CreatedAt), nullTimestamp(u.DeactivatedAt),
+		); err != nil {
+			return err
+		}
+		for _, t := range threepids {
+			t.UserID = u.ID
+			if err := addThreePID(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: create user: %w", translate(err))
+	}
+	return nil
+}
+
+// FindUserByID returns the user with exactly this ID, or store.ErrNotFound.
+func (db *DB) FindUserByID(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = $1`, id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("postgres: find user: %w", translate(err))
+	}
+	return u, nil
+}
+
+// FindUserByLogin matches id case-insensitively against the whole user ID.
+// With one match it returns it; with several, the exact match if there is
+// one. Otherwise it returns store.ErrNotFound.
+func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error) {
+	rows, err := db.pool.Query(ctx,
+		`SELECT `+userColumns+` FROM users WHERE user_id_folded = $1`, store.FoldUserID(id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("postgres: find user by login: %w", err)
+	}
+	users, err := pgx.CollectRows(rows, collectUser)
+	if err != nil {
+		return store.User{}, fmt.Errorf("postgres: find user by login: %w", err)
+	}
+	u, ok := pickLogin(users, id)
+	if !ok {
+		return store.User{}, fmt.Errorf("postgres: find user by login: %w", store.ErrNotFound)
+	}
+	return u, nil
+}
+
+// pickLogin chooses among the users whose folded ID matches the login:
+// the only one, or else the exact match. Historical IDs may differ only in
+// case, and then a login that names none of them exactly is ambiguous.
+func pickLogin(users []store.User, id string) (store.User, bool) {
+	if len(users) == 1 {
+		return users[0], true
+	}
+	for _, u := range users {
+		if u.ID == id {
+			return u, true
+		}
+	}
+	return store.User{}, false
+}
+
+// FindUserByThreePID returns the user the canonical address is bound to, or
+// store.ErrNotFound.
+func (db *DB) FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error) {
+	u, err := scanUser(db.pool.QueryRow(ctx,
+		`SELECT u.user_id, u.password_hash, u.created_at, u.deactivated_at
+		 FROM user_threepids t JOIN users u ON u.user_id = t.user_id
+		 WHERE t.medium = $1 AND t.address = $2`,
+		string(medium), address))
+	if err != nil {
+		return store.User{}, fmt.Errorf("postgres: find user by threepid: %w", translate(err))
+	}
+	return u, nil
+}
+
+// ListUsers returns every user, ordered by ID bytewise (as the sqlite store
+// does, whatever the database's collation).
+func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY user_id COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list users: %w", err)
+	}
+	users, err := pgx.CollectRows(rows, collectUser)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list users: %w", err)
+	}
+	return users, nil
+}
+
+// UpdatePasswordHash replaces the user's password hash. It returns
+// store.ErrNotFound if no user has that ID.
+func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE user_id = $1`, userID, hash)
+	if err != nil {
+		return fmt.Errorf("postgres: update password hash: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: update password hash: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeactivateUser marks the user deactivated at the given time and deletes
+// every device and token of the user, in one transaction. It returns
+// store.ErrNotFound if no user has that ID. Deactivating twice keeps the
+// first time.
+func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`UPDATE users SET deactivated_at = COALESCE(deactivated_at, $2) WHERE user_id = $1`,
+			userID, timestamp(at))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		_, err = deleteDevices(ctx, tx, userID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: deactivate user: %w", translate(err))
+	}
+	return nil
+}
+
+// AddThreePID binds an address to a user. It returns store.ErrConflict if
+// the address is bound already and store.ErrNotFound if the user does not
+// exist.
+func (db *DB) AddThreePID(ctx context.Context, t store.ThreePID) error {
+	if err := addThreePID(ctx, db.pool, t); err != nil {
+		return fmt.Errorf("postgres: add threepid: %w", translate(err))
+	}
+	return nil
+}
+
+func addThreePID(ctx context.Context, q querier, t store.ThreePID) error {
+	_, err := q.Exec(ctx,
+		`INSERT INTO user_threepids (medium, address, user_id, added_at) VALUES ($1, $2, $3, $4)`,
+		string(t.Medium), t.Address, t.UserID, timestamp(t.AddedAt))
+	return err
+}
+
+// DeleteThreePID unbinds an address. It returns store.ErrNotFound if it was
+// not bound.
+func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
+	tag, err := db.pool.Exec(ctx,
+		`DELETE FROM user_threepids WHERE medium = $1 AND address = $2`, string(medium), address)
+	if err != nil {
+		return fmt.Errorf("postgres: delete threepid: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete threepid: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// ListThreePIDs returns the addresses bound to a user, ordered by medium and
+// address bytewise. A user without any, or no such user, gives none.
+func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
+	rows, err := db.pool.Query(ctx,
+		`SELECT medium, address, user_id, added_at FROM user_threepids
+		 WHERE user_id = $1 ORDER BY medium COLLATE "C", address COLLATE "C"`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list threepids: %w", err)
+	}
+	threepids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ThreePID, error) {
+		var t store.ThreePID
+		var medium string
+		if err := row.Scan(&medium, &t.Address, &t.UserID, &t.AddedAt); err != nil {
+			return store.ThreePID{}, err
+		}
+		t.Medium = store.Medium(medium)
+		t.AddedAt = t.AddedAt.UTC()
+		return t, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list threepids: %w", err)
+	}
+	return threepids, nil
+}
+
+// collectUser is scanUser for pgx.CollectRows.
+func collectUser(row pgx.CollectableRow) (store.User, error) { return scanUser(row) }
+
+// scanUser reads the userColumns of one row.
+func scanUser(row pgx.Row) (store.User, error) {
+	var u store.User
+	var deactivatedAt *time.Time
+	if err := row.Scan(&u.ID, &u.PasswordHash, &u.CreatedAt, &deactivatedAt); err != nil {
+		return store.User{}, err
+	}
+	u.CreatedAt = u.CreatedAt.UTC()
+	u.DeactivatedAt = fromNull(deactivatedAt)
+	return u, nil
+}

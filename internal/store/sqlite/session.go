@@ -1,0 +1,155 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/authd/authd/internal/store"
+)
+
+// CreateSession writes a login in one transaction: it creates the device,
+// or keeps the user's existing device of that ID (display name and creation
+// time unchanged, last-seen time updated) and revokes its earlier access
+// tokens; then it stores the access token, for s.Device's user and device.
+// It returns store.ErrNotFound if the user does not exist and
+// store.ErrConflict if the token hash is taken; then nothing is written.
+func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
+	d, t := s.Device, s.AccessToken
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
+			 VALUES (?, ?, ?, ?, ?)
+			 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at`,
+			d.UserID, d.ID, d.DisplayName, micros(d.CreatedAt), micros(d.LastSeenAt),
+		); err != nil {
+			return err
+		}
+		// A login naming a known device replaces its tokens: "the server will
+		// invalidate any access and refresh tokens previously assigned to that
+		// device" (client-server API, relationship between access tokens and
+		// devices). Synapse does not (element-hq/synapse#6616); authd does.
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?`, d.UserID, d.ID,
+		); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
+			 VALUES (?, ?, ?, ?, ?)`,
+			t.Hash[:], d.UserID, d.ID, micros(t.CreatedAt), nullMicros(t.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create session: %w", translate(err))
+	}
+	return nil
+}
+
+// FindSessionByAccessToken returns the token with that hash and its user,
+// expired or not, or store.ErrNotFound.
+func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error) {
+	var s store.Session
+	var hash []byte
+	var tokenCreatedAt, userCreatedAt int64
+	var expiresAt, deactivatedAt sql.NullInt64
+	err := db.db.QueryRowContext(ctx,
+		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at,
+		        u.user_id, u.password_hash, u.created_at, u.deactivated_at
+		 FROM access_tokens t JOIN users u ON u.user_id = t.user_id
+		 WHERE t.token_hash = ?`, h[:],
+	).Scan(&hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &tokenCreatedAt, &expiresAt,
+		&s.User.ID, &s.User.PasswordHash, &userCreatedAt, &deactivatedAt)
+	if err != nil {
+		return store.Session{}, fmt.Errorf("sqlite: find session: %w", translate(err))
+	}
+	copy(s.AccessToken.Hash[:], hash)
+	s.AccessToken.CreatedAt = fromMicros(tokenCreatedAt)
+	s.AccessToken.ExpiresAt = fromNullMicros(expiresAt)
+	s.User.CreatedAt = fromMicros(userCreatedAt)
+	s.User.DeactivatedAt = fromNullMicros(deactivatedAt)
+	return s, nil
+}
+
+// deviceColumns are the columns scanDevice reads, in its order.
+const deviceColumns = `user_id, device_id, display_name, created_at, last_seen_at`
+
+// FindDevice returns one device of a user, or store.ErrNotFound.
+func (db *DB) FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error) {
+	d, err := scanDevice(db.db.QueryRowContext(ctx,
+		`SELECT `+deviceColumns+` FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID))
+	if err != nil {
+		return store.Device{}, fmt.Errorf("sqlite: find device: %w", translate(err))
+	}
+	return d, nil
+}
+
+// ListDevices returns the devices of a user, ordered by device ID bytewise.
+func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, error) {
+	rows, err := db.db.QueryContext(ctx,
+		`SELECT `+deviceColumns+` FROM devices WHERE user_id = ? ORDER BY device_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	defer rows.Close()
+	devices := []store.Device{}
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list devices: %w", err)
+		}
+		devices = append(devices, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+	}
+	return devices, nil
+}
+
+// DeleteDevice deletes a device and, by cascade, every token of it. It
+// returns store.ErrNotFound if the user has no such device.
+func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	res, err := db.db.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete device: %w", err)
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete device: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: delete device: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteAllDevices deletes every device and token of a user and returns how
+// many devices it deleted.
+func (db *DB) DeleteAllDevices(ctx context.Context, userID string) (int, error) {
+	n, err := deleteDevices(ctx, db.db, userID)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete all devices: %w", err)
+	}
+	return n, nil
+}
+
+// deleteDevices deletes the user's devices; their tokens go by cascade.
+func deleteDevices(ctx context.Context, q querier, userID string) (int, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ?`, userID)
+	if err != nil {
+		return 0, err
+	}
+	return rowsAffected(res)
+}
+
+// scanDevice reads the deviceColumns of one row.
+func scanDevice(row scanner) (store.Device, error) {
+	var d store.Device
+	var createdAt, lastSeenAt int64
+	if err := row.Scan(&d.UserID, &d.ID, &d.DisplayName, &createdAt, &lastSeenAt); err != nil {
+		return store.Device{}, err
+	}
+	d.CreatedAt = fromMicros(createdAt)
+	d.LastSeenAt = fromMicros(lastSeenAt)
+	return d, nil
+}

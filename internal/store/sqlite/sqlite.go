@@ -1,0 +1,175 @@
+// Package sqlite implements store.Store and store.Migrator on an embedded
+// SQLite database (modernc.org/sqlite: pure Go, no cgo). It is the default
+// store when authd runs standalone.
+//
+// The database runs in WAL mode with foreign keys on. The pool holds a single
+// connection, so this process never contends with itself for SQLite's one
+// writer; another process on the same file (the authd CLI next to a running
+// server) waits up to the busy timeout. Times are INTEGER microseconds since
+// the Unix epoch and are returned in UTC; a zero time.Time is NULL where the
+// column allows it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/authd/authd/internal/store"
+)
+
+var (
+	_ store.Store    = (*DB)(nil)
+	_ store.Migrator = (*DB)(nil)
+)
+
+// DB is a store.Store on a SQLite database file. It is safe for concurrent
+// use.
+type DB struct {
+	db   *sql.DB
+	path string
+}
+
+// Open opens (creating it if need be) the database file at path and pings
+// it. It does not migrate the schema; see MigrateUp and SchemaStatus.
+func Open(ctx context.Context, path string) (*DB, error) {
+	db, err := openDB(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{db: db, path: path}, nil
+}
+
+// dsn is the modernc.org/sqlite data source name for the file at path.
+func dsn(path string) string {
+	// The path is a URI path: escape it, or a '?', '#' or '%' in a file name
+	// would be read as URI syntax.
+	return "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=foreign_keys(1)" +
+		"&_pragma=journal_mode(WAL)" +
+		"&_pragma=busy_timeout(5000)" +
+		// BEGIN IMMEDIATE takes the write lock up front, where a busy
+		// database is waited for; a deferred transaction that reads and then
+		// writes can fail with SQLITE_BUSY at once when another process wrote
+		// in between.
+		"&_txlock=immediate"
+}
+
+// openDB opens a pool of one connection on the file at path and checks that
+// the pragmas took: without foreign keys, deleting a device would leave its
+// tokens valid.
+func openDB(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer at a time, and a second
+	// connection of ours would only wait for the first (or fail with
+	// SQLITE_BUSY). Transactions therefore must use only their *sql.Tx.
+	db.SetMaxOpenConns(1)
+	var fk int
+	if err := db.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if fk != 1 {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: foreign keys are off", path)
+	}
+	return db, nil
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	if err := db.db.Close(); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// querier is what the helpers need; *sql.DB and *sql.Tx both have it.
+// Inside a transaction pass the *sql.Tx only: the pool's one connection is
+// the transaction's, so a query on the *sql.DB would wait forever.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// inTx runs fn in a transaction, committing if fn returns nil and rolling
+// back otherwise.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	// Also on a panic in fn: an open transaction would hold the only
+	// connection. After Commit this is a no-op.
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// translate maps a driver error to the store's sentinel errors by SQLite's
+// extended result code, keeping the driver error in the chain for the log.
+// Every foreign key in the schema points at a user or a device, so a
+// violation means the user or device the row belongs to does not exist.
+func translate(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var sqlErr *sqlite.Error
+	if errors.As(err, &sqlErr) {
+		switch sqlErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return fmt.Errorf("%w: %w", store.ErrConflict, err)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		}
+	}
+	return err
+}
+
+// rowsAffected is the number of rows an UPDATE or DELETE changed.
+func rowsAffected(res sql.Result) (int, error) {
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// micros is t as stored: microseconds since the Unix epoch.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// nullMicros is micros(t), or NULL for the zero time.
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros is the UTC time stored as us.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// fromNullMicros is fromMicros, or the zero time for NULL.
+func fromNullMicros(us sql.NullInt64) time.Time {
+	if !us.Valid {
+		return time.Time{}
+	}
+	return fromMicros(us.Int64)
+}

@@ -1,0 +1,277 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/sqlite"
+	"github.com/authd/authd/internal/store/storetest"
+	"github.com/authd/authd/migrations"
+)
+
+func TestDB(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newMigratedDB(t, filepath.Join(t.TempDir(), "authd.db"))
+	})
+}
+
+// newDB opens an unmigrated store on the file at path.
+func newDB(tb testing.TB, path string) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(tb.Context(), path)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+func newMigratedDB(tb testing.TB, path string) *sqlite.DB {
+	tb.Helper()
+	db := newDB(tb, path)
+	if err := db.MigrateUp(tb.Context()); err != nil {
+		tb.Fatalf("MigrateUp: %v", err)
+	}
+	return db
+}
+
+// latestMigration is the highest version among the embedded migrations,
+// read from the file names independently of the code under test.
+func latestMigration(tb testing.TB) uint {
+	tb.Helper()
+	entries, err := fs.ReadDir(migrations.FS, "sqlite")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var latest uint
+	for _, e := range entries {
+		prefix, _, _ := strings.Cut(e.Name(), "_")
+		v, err := strconv.ParseUint(prefix, 10, 64)
+		if err != nil {
+			tb.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		latest = max(latest, uint(v))
+	}
+	if latest < 1 {
+		tb.Fatalf("no migrations embedded")
+	}
+	return latest
+}
+
+func schemaStatus(tb testing.TB, db *sqlite.DB) store.Schema {
+	tb.Helper()
+	s, err := db.SchemaStatus(tb.Context())
+	if err != nil {
+		tb.Fatalf("SchemaStatus: %v", err)
+	}
+	return s
+}
+
+func TestDB_SchemaStatus(t *testing.T) {
+	latest := latestMigration(t)
+
+	t.Run("Empty", func(t *testing.T) {
+		db := newDB(t, filepath.Join(t.TempDir(), "authd.db"))
+		got := schemaStatus(t, db)
+		if want := (store.Schema{Version: 0, Latest: latest}); got != want {
+			t.Fatalf("SchemaStatus = %+v, want %+v", got, want)
+		}
+		if got.Current() {
+			t.Fatalf("empty schema reported current: %+v", got)
+		}
+		if again := schemaStatus(t, db); again != got {
+			t.Fatalf("SchemaStatus again = %+v, want %+v", again, got)
+		}
+	})
+
+	t.Run("Migrated", func(t *testing.T) {
+		db := newMigratedDB(t, filepath.Join(t.TempDir(), "authd.db"))
+		got := schemaStatus(t, db)
+		if want := (store.Schema{Version: latest, Latest: latest}); got != want {
+			t.Fatalf("SchemaStatus = %+v, want %+v", got, want)
+		}
+		if !got.Current() {
+			t.Fatalf("migrated schema not current: %+v", got)
+		}
+	})
+
+	t.Run("Dirty", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "authd.db")
+		db := newMigratedDB(t, path)
+		// As golang-migrate leaves it when a migration fails halfway.
+		exec(t, path, `UPDATE schema_migrations SET dirty = 1`)
+		got := schemaStatus(t, db)
+		if want := (store.Schema{Version: latest, Latest: latest, Dirty: true}); got != want {
+			t.Fatalf("SchemaStatus = %+v, want %+v", got, want)
+		}
+		if got.Current() {
+			t.Fatalf("dirty schema reported current: %+v", got)
+		}
+		if err := db.MigrateUp(t.Context()); err == nil {
+			t.Fatalf("MigrateUp on a dirty schema succeeded")
+		}
+	})
+}
+
+// exec runs a statement on the database file at path outside the store.
+func exec(tb testing.TB, path, query string) {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		tb.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(tb.Context(), query); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+}
+
+func TestDB_MigrateUp(t *testing.T) {
+	t.Run("Twice", func(t *testing.T) {
+		db := newDB(t, filepath.Join(t.TempDir(), "authd.db"))
+		for i := range 2 {
+			if err := db.MigrateUp(t.Context()); err != nil {
+				t.Fatalf("MigrateUp #%d: %v", i+1, err)
+			}
+		}
+		if got := schemaStatus(t, db); !got.Current() {
+			t.Fatalf("SchemaStatus = %+v, want current", got)
+		}
+	})
+
+	t.Run("Cancelled", func(t *testing.T) {
+		db := newDB(t, filepath.Join(t.TempDir(), "authd.db"))
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := db.MigrateUp(ctx); err == nil {
+			t.Fatalf("MigrateUp with a cancelled context succeeded")
+		}
+		if got := schemaStatus(t, db); got.Version != 0 {
+			t.Fatalf("SchemaStatus = %+v, want nothing applied", got)
+		}
+	})
+
+	t.Run("Reopen", func(t *testing.T) {
+		// The schema and the data live in the file.
+		path := filepath.Join(t.TempDir(), "authd.db")
+		first := newMigratedDB(t, path)
+		u := store.User{ID: "@alice:example.org", PasswordHash: "$h$", CreatedAt: time.Unix(1700000000, 0).UTC()}
+		if err := first.CreateUser(t.Context(), u); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+		if err := first.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		second, err := sqlite.Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("Open again: %v", err)
+		}
+		defer second.Close()
+		if got := schemaStatus(t, second); !got.Current() {
+			t.Fatalf("SchemaStatus after reopening = %+v, want current", got)
+		}
+		if _, err := second.FindUserByID(t.Context(), u.ID); err != nil {
+			t.Fatalf("FindUserByID after reopening: %v", err)
+		}
+	})
+}
+
+func TestOpen(t *testing.T) {
+	t.Run("MissingDirectory", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "missing", "authd.db")
+		db, err := sqlite.Open(t.Context(), path)
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open in a missing directory succeeded")
+		}
+		if !strings.HasPrefix(err.Error(), "sqlite: ") {
+			t.Fatalf("Open error = %q, want the sqlite: prefix", err)
+		}
+	})
+
+	t.Run("URISyntaxInPath", func(t *testing.T) {
+		// '?', '#' and '%' in a file name are not URI syntax to Open.
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a?b#c%20d.db")
+		db := newMigratedDB(t, path)
+		if err := db.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		matches, err := filepath.Glob(filepath.Join(dir, "*.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(matches) != 1 || matches[0] != path {
+			t.Fatalf("database files = %q, want exactly %q", matches, path)
+		}
+	})
+}
+
+// createSessions has n goroutines log in at once, one device each, spread
+// over the given stores (all on one file), and fails the test on any error.
+func createSessions(t *testing.T, stores []*sqlite.DB, n int) {
+	t.Helper()
+	const user = "@alice:example.org"
+	now := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+	if err := stores[0].CreateUser(t.Context(), store.User{ID: user, PasswordHash: "$h$", CreatedAt: now}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			device := fmt.Sprintf("DEVICE%02d", i)
+			var hash store.TokenHash
+			copy(hash[:], device)
+			errs[i] = stores[i%len(stores)].CreateSession(t.Context(), store.NewSession{
+				Device:      store.Device{UserID: user, ID: device, CreatedAt: now, LastSeenAt: now},
+				AccessToken: store.AccessToken{Hash: hash, UserID: user, DeviceID: device, CreatedAt: now},
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("CreateSession #%d: %v", i, err)
+		}
+	}
+	devices, err := stores[0].ListDevices(t.Context(), user)
+	if err != nil {
+		t.Fatalf("ListDevices: %v", err)
+	}
+	if len(devices) != n {
+		t.Fatalf("ListDevices: %d devices, want %d", len(devices), n)
+	}
+}
+
+func TestDB_Concurrency(t *testing.T) {
+	t.Run("OneStore", func(t *testing.T) {
+		db := newMigratedDB(t, filepath.Join(t.TempDir(), "authd.db"))
+		createSessions(t, []*sqlite.DB{db}, 20)
+	})
+
+	t.Run("TwoStores", func(t *testing.T) {
+		// Two stores on one file stand for two processes, such as the CLI
+		// next to a running server: they wait for each other, not fail.
+		path := filepath.Join(t.TempDir(), "authd.db")
+		first := newMigratedDB(t, path)
+		second := newDB(t, path)
+		createSessions(t, []*sqlite.DB{first, second}, 20)
+	})
+}

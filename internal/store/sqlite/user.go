@@ -1,0 +1,247 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/authd/authd/internal/store"
+)
+
+// userColumns are the columns scanUser reads, in its order.
+const userColumns = `user_id, password_hash, created_at, deactivated_at`
+
+// CreateUser stores a new user and binds the given third-party IDs to it, in
+// one transaction. Each ThreePID is bound to u.ID whatever its UserID says.
+// It returns store.ErrConflict if the user ID or an address is taken; then
+// nothing is written.
+func (db *DB) CreateUser(ctx context.Context, u store.User, threepids ...store.ThreePID) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at)
+			 VALUES (?, ?, ?, ?, ?)`,
+			u.ID, store.FoldUserID(u.ID), u.PasswordHash, micros(u.CreatedAt), nullMicros(u.DeactivatedAt),
+		); err != nil {
+			return err
+		}
+		for _, t := range threepids {
+			t.UserID = u.ID
+			if err := addThreePID(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create user: %w", translate(err))
+	}
+	return nil
+}
+
+// FindUserByID returns the user with exactly this ID, or store.ErrNotFound.
+func (db *DB) FindUserByID(ctx context.Context, id string) (store.User, error) {
+	u, err := scanUser(db.db.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`, id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: find user: %w", translate(err))
+	}
+	return u, nil
+}
+
+// FindUserByLogin matches id case-insensitively against the whole user ID.
+// With one match it returns it; with several, the exact match if there is
+// one. Otherwise it returns store.ErrNotFound.
+func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error) {
+	users, err := queryUsers(ctx, db.db,
+		`SELECT `+userColumns+` FROM users WHERE user_id_folded = ?`, store.FoldUserID(id))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", err)
+	}
+	u, ok := pickLogin(users, id)
+	if !ok {
+		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", store.ErrNotFound)
+	}
+	return u, nil
+}
+
+// pickLogin chooses among the users whose folded ID matches the login:
+// the only one, or else the exact match. Historical IDs may differ only in
+// case, and then a login that names none of them exactly is ambiguous.
+func pickLogin(users []store.User, id string) (store.User, bool) {
+	if len(users) == 1 {
+		return users[0], true
+	}
+	for _, u := range users {
+		if u.ID == id {
+			return u, true
+		}
+	}
+	return store.User{}, false
+}
+
+// FindUserByThreePID returns the user the canonical address is bound to, or
+// store.ErrNotFound.
+func (db *DB) FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error) {
+	u, err := scanUser(db.db.QueryRowContext(ctx,
+		`SELECT u.user_id, u.password_hash, u.created_at, u.deactivated_at
+		 FROM user_threepids t JOIN users u ON u.user_id = t.user_id
+		 WHERE t.medium = ? AND t.address = ?`,
+		string(medium), address))
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: find user by threepid: %w", translate(err))
+	}
+	return u, nil
+}
+
+// ListUsers returns every user, ordered by ID bytewise.
+func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
+	users, err := queryUsers(ctx, db.db, `SELECT `+userColumns+` FROM users ORDER BY user_id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list users: %w", err)
+	}
+	return users, nil
+}
+
+// UpdatePasswordHash replaces the user's password hash. It returns
+// store.ErrNotFound if no user has that ID.
+func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
+	res, err := db.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE user_id = ?`, hash, userID)
+	if err != nil {
+		return fmt.Errorf("sqlite: update password hash: %w", err)
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("sqlite: update password hash: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: update password hash: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeactivateUser marks the user deactivated at the given time and deletes
+// every device and token of the user, in one transaction. It returns
+// store.ErrNotFound if no user has that ID. Deactivating twice keeps the
+// first time.
+func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE users SET deactivated_at = COALESCE(deactivated_at, ?) WHERE user_id = ?`,
+			micros(at), userID)
+		if err != nil {
+			return err
+		}
+		n, err := rowsAffected(res)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = deleteDevices(ctx, tx, userID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: deactivate user: %w", translate(err))
+	}
+	return nil
+}
+
+// AddThreePID binds an address to a user. It returns store.ErrConflict if
+// the address is bound already and store.ErrNotFound if the user does not
+// exist.
+func (db *DB) AddThreePID(ctx context.Context, t store.ThreePID) error {
+	if err := addThreePID(ctx, db.db, t); err != nil {
+		return fmt.Errorf("sqlite: add threepid: %w", translate(err))
+	}
+	return nil
+}
+
+func addThreePID(ctx context.Context, q querier, t store.ThreePID) error {
+	_, err := q.ExecContext(ctx,
+		`INSERT INTO user_threepids (medium, address, user_id, added_at) VALUES (?, ?, ?, ?)`,
+		string(t.Medium), t.Address, t.UserID, micros(t.AddedAt))
+	return err
+}
+
+// DeleteThreePID unbinds an address. It returns store.ErrNotFound if it was
+// not bound.
+func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
+	res, err := db.db.ExecContext(ctx,
+		`DELETE FROM user_threepids WHERE medium = ? AND address = ?`, string(medium), address)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete threepid: %w", err)
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete threepid: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: delete threepid: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// ListThreePIDs returns the addresses bound to a user, ordered by medium and
+// address bytewise. A user without any, or no such user, gives none.
+func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
+	rows, err := db.db.QueryContext(ctx,
+		`SELECT medium, address, user_id, added_at FROM user_threepids
+		 WHERE user_id = ? ORDER BY medium, address`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list threepids: %w", err)
+	}
+	defer rows.Close()
+	threepids := []store.ThreePID{}
+	for rows.Next() {
+		var t store.ThreePID
+		var medium string
+		var addedAt int64
+		if err := rows.Scan(&medium, &t.Address, &t.UserID, &addedAt); err != nil {
+			return nil, fmt.Errorf("sqlite: list threepids: %w", err)
+		}
+		t.Medium = store.Medium(medium)
+		t.AddedAt = fromMicros(addedAt)
+		threepids = append(threepids, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list threepids: %w", err)
+	}
+	return threepids, nil
+}
+
+// queryUsers runs a query selecting userColumns.
+func queryUsers(ctx context.Context, q querier, query string, args ...any) ([]store.User, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	users := []store.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	return users, rows.Err()
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// scanUser reads the userColumns of one row.
+func scanUser(row scanner) (store.User, error) {
+	var u store.User
+	var createdAt int64
+	var deactivatedAt sql.NullInt64
+	if err := row.Scan(&u.ID, &u.PasswordHash, &createdAt, &deactivatedAt); err != nil {
+		return store.User{}, err
+	}
+	u.CreatedAt = fromMicros(createdAt)
+	u.DeactivatedAt = fromNullMicros(deactivatedAt)
+	return u, nil
+}
