@@ -1,0 +1,89 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Error is a Matrix error response: an HTTP status, an errcode and a
+// human-readable message, plus the extra keys some errcodes carry.
+type Error struct {
+	Status  int
+	Errcode string
+	Message string
+	// SoftLogout, when not nil, is sent as "soft_logout" (M_UNKNOWN_TOKEN).
+	SoftLogout *bool
+	// RetryAfter, when positive, is sent as "retry_after_ms" and as a
+	// Retry-After header in whole seconds (M_LIMIT_EXCEEDED).
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.Errcode + ": " + e.Message }
+
+var (
+	softLogoutTrue  = true
+	softLogoutFalse = false
+)
+
+// The error table: every Matrix error authd sends is built here.
+var (
+	errNotJSON      = &Error{Status: http.StatusBadRequest, Errcode: "M_NOT_JSON", Message: "Content not JSON."}
+	errNotObject    = &Error{Status: http.StatusBadRequest, Errcode: "M_BAD_JSON", Message: "Content must be a JSON object."}
+	errTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge, Errcode: "M_TOO_LARGE", Message: "Request body too large."}
+	errUnrecognized = &Error{Status: http.StatusNotFound, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
+	errMethod       = &Error{Status: http.StatusMethodNotAllowed, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
+	errForbidden    = &Error{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid username or password"}
+	errDeactivated  = &Error{Status: http.StatusForbidden, Errcode: "M_USER_DEACTIVATED", Message: "This account has been deactivated"}
+	errMissingToken = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Missing access token."}
+	errMixedToken   = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Mixing Authorization headers and access_token query parameters."}
+	errBadAuthz     = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Invalid Authorization header."}
+	errUnknownToken = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unrecognised access token.", SoftLogout: &softLogoutFalse}
+	errExpiredToken = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Access token has expired", SoftLogout: &softLogoutTrue}
+	errInternal     = &Error{Status: http.StatusInternalServerError, Errcode: "M_UNKNOWN", Message: "Internal server error"}
+	errUnavailable  = &Error{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "Service temporarily unavailable"}
+)
+
+func errBadParam(status int, errcode, message string) *Error {
+	return &Error{Status: status, Errcode: errcode, Message: message}
+}
+
+func errLimitExceeded(retryAfter time.Duration) *Error {
+	return &Error{Status: http.StatusTooManyRequests, Errcode: "M_LIMIT_EXCEEDED", Message: "Too Many Requests", RetryAfter: retryAfter}
+}
+
+type errorBody struct {
+	Errcode      string `json:"errcode"`
+	Error        string `json:"error"`
+	SoftLogout   *bool  `json:"soft_logout,omitempty"`
+	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
+}
+
+// writeError sends err as a Matrix error. A *Error goes out as it is; a
+// cancelled request gets nothing (nobody is listening); anything else is
+// logged with its detail and answered with a fixed 500 or 503 that reveals
+// none of it.
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "request timed out", slog.String("route", routePattern(r)), slog.Any("err", err))
+		e = errUnavailable
+	default:
+		a.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("route", routePattern(r)), slog.Any("err", err))
+		e = errInternal
+	}
+	body := errorBody{Errcode: e.Errcode, Error: e.Message, SoftLogout: e.SoftLogout}
+	if e.RetryAfter > 0 {
+		body.RetryAfterMS = e.RetryAfter.Milliseconds()
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
+	}
+	writeJSON(w, e.Status, body)
+}

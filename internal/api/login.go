@@ -1,0 +1,328 @@
+package api
+
+import (
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/token"
+)
+
+const (
+	loginTypePassword = "m.login.password"
+	// maxDeviceIDLen is Synapse's bound on a client-chosen device ID.
+	maxDeviceIDLen = 512
+	// maxDisplayNameLen bounds initial_device_display_name, in characters.
+	maxDisplayNameLen = 256
+	// maxUserIDBytes is the spec's bound on a whole user ID (appendix,
+	// User Identifiers): nothing longer can exist.
+	maxUserIDBytes = 255
+	// deviceIDLen is the length of a generated device ID.
+	deviceIDLen = 10
+)
+
+type loginFlow struct {
+	Type string `json:"type"`
+}
+
+type loginFlowsResponse struct {
+	Flows []loginFlow `json:"flows"`
+}
+
+func (a *api) handleLoginFlows(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, loginFlowsResponse{Flows: []loginFlow{{Type: loginTypePassword}}})
+}
+
+type loginResponse struct {
+	UserID      string `json:"user_id"`
+	AccessToken string `json:"access_token"`
+	DeviceID    string `json:"device_id"`
+	// HomeServer is deprecated in the spec but named by the r0.2.0 seed
+	// and checked by SyTest: it is the server name.
+	HomeServer string `json:"home_server"`
+}
+
+// loginRequest is a validated POST /login body.
+type loginRequest struct {
+	who         loginIdentity
+	password    string
+	deviceID    string // "" when the client did not choose one
+	displayName string
+}
+
+// loginIdentity is who a login claims to be: a user ID or localpart, or a
+// third-party address.
+type loginIdentity struct {
+	user    string       // m.id.user (or legacy top-level "user")
+	medium  store.Medium // m.id.thirdparty / m.id.phone (or legacy medium+address)
+	address string
+}
+
+func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
+	// Rate limits come before any parsing, database or hash work.
+	if a.LoginIPLimiter != nil {
+		d, err := a.LoginIPLimiter.Allow(r.Context(), clientIPKey(r))
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		if !d.Allowed {
+			a.writeError(w, r, errLimitExceeded(d.RetryAfter))
+			return
+		}
+	}
+	body, err := readJSONObject(w, r, false)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	req, err := parseLogin(body)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+
+	u, err := a.authenticate(r, req)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+
+	deviceID := req.deviceID
+	if deviceID == "" {
+		if deviceID, err = a.newDeviceID(r, u.ID); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+	}
+	access := token.New(token.Access)
+	now := a.Now().UTC()
+	err = a.Store.CreateSession(r.Context(), store.NewSession{
+		Device: store.Device{
+			UserID:      u.ID,
+			ID:          deviceID,
+			DisplayName: req.displayName,
+			CreatedAt:   now,
+			LastSeenAt:  now,
+		},
+		AccessToken: store.AccessToken{
+			Hash:      token.Hash(access),
+			UserID:    u.ID,
+			DeviceID:  deviceID,
+			CreatedAt: now,
+		},
+	})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, loginResponse{
+		UserID:      u.ID,
+		AccessToken: access,
+		DeviceID:    deviceID,
+		HomeServer:  a.ServerName,
+	})
+}
+
+// parseLogin validates a login body with Synapse's errcodes (research L-7)
+// and resolves the deprecated top-level fields with Synapse's precedence:
+// "medium" + "address" over "user" over "identifier".
+func parseLogin(body jsonObject) (loginRequest, error) {
+	var req loginRequest
+	if _, ok := body["type"]; !ok {
+		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Missing JSON keys.")
+	}
+	typ, _, err := body.str("type")
+	if err != nil || !body.present("type") {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: type")
+	}
+	if typ != loginTypePassword {
+		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Unknown login type "+quote(typ))
+	}
+	pw, ok, err := body.str("password")
+	if err != nil || !ok {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: password")
+	}
+	req.password = pw
+
+	if body.present("refresh_token") {
+		if _, _, err := body.boolean("refresh_token"); err != nil {
+			return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "`refresh_token` should be true or false.")
+		}
+	}
+	if req.deviceID, _, err = body.str("device_id"); err != nil {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: device_id")
+	}
+	if utf8.RuneCountInString(req.deviceID) > maxDeviceIDLen {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may not be longer than 512 characters")
+	}
+	if req.displayName, _, err = body.str("initial_device_display_name"); err != nil {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
+	}
+	if utf8.RuneCountInString(req.displayName) > maxDisplayNameLen {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "initial_device_display_name may not be longer than 256 characters")
+	}
+
+	req.who, err = parseIdentity(body)
+	return req, err
+}
+
+func parseIdentity(body jsonObject) (loginIdentity, error) {
+	invalid := errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Invalid login submission")
+
+	medium, hasMedium, err1 := body.str("medium")
+	address, hasAddress, err2 := body.str("address")
+	if err1 == nil && err2 == nil && hasMedium && hasAddress {
+		return loginIdentity{medium: store.Medium(medium), address: address}, nil
+	}
+	if body.present("user") {
+		user, _, err := body.str("user")
+		if err != nil {
+			return loginIdentity{}, invalid
+		}
+		return loginIdentity{user: user}, nil
+	}
+	if !body.present("identifier") {
+		return loginIdentity{}, invalid
+	}
+	id, _, err := body.object("identifier")
+	if err != nil {
+		return loginIdentity{}, invalid
+	}
+	if !id.present("type") {
+		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_MISSING_PARAM", "Missing parameter: identifier.type")
+	}
+	idType, _, err := id.str("type")
+	if err != nil {
+		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: identifier.type")
+	}
+	switch idType {
+	case "m.id.user":
+		user, ok, err := id.str("user")
+		if err != nil || !ok {
+			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "User identifier is missing 'user' key")
+		}
+		return loginIdentity{user: user}, nil
+	case "m.id.thirdparty":
+		medium, ok1, err1 := id.str("medium")
+		address, ok2, err2 := id.str("address")
+		if err1 != nil || err2 != nil || !ok1 || !ok2 {
+			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Invalid thirdparty identifier")
+		}
+		return loginIdentity{medium: store.Medium(medium), address: address}, nil
+	case "m.id.phone":
+		country, ok1, err1 := id.str("country")
+		phone, ok2, err2 := id.str("phone")
+		if !ok2 && err2 == nil {
+			// Element also sends the legacy Synapse key "number".
+			phone, ok2, err2 = id.str("number")
+		}
+		if err1 != nil || err2 != nil || !ok1 || !ok2 {
+			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Invalid phone-type identifier")
+		}
+		return loginIdentity{medium: store.MediumMSISDN, address: country + " " + phone}, nil
+	default:
+		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Unknown login identifier type")
+	}
+}
+
+// authenticate finds the user a login names and checks the password. An
+// unknown user costs the same bcrypt work as a wrong password and gets the
+// same answer, so that neither status, body nor timing tells them apart. A
+// deactivated account is revealed only to someone who knows its password.
+func (a *api) authenticate(r *http.Request, req loginRequest) (store.User, error) {
+	u, err := a.findLoginUser(r, req.who)
+	if errors.Is(err, store.ErrNotFound) {
+		a.Hasher.VerifyDummy()
+		return store.User{}, errForbidden
+	}
+	if err != nil {
+		return store.User{}, err
+	}
+	res, err := a.Hasher.Verify(u.PasswordHash, req.password)
+	if err != nil {
+		a.log.LogAttrs(r.Context(), slog.LevelError, "stored password hash unusable", slog.String("user_id", u.ID), slog.Any("err", err))
+	}
+	if !res.OK {
+		return store.User{}, errForbidden
+	}
+	if u.Deactivated() {
+		return store.User{}, errDeactivated
+	}
+	if res.NeedsRehash {
+		a.rehash(r, u.ID, req.password)
+	}
+	return u, nil
+}
+
+// rehash upgrades a user's password hash to the current scheme and cost. A
+// failure is logged, not fatal: the old hash still works.
+func (a *api) rehash(r *http.Request, userID, password string) {
+	hash, err := a.Hasher.Hash(password)
+	if err == nil {
+		err = a.Store.UpdatePasswordHash(r.Context(), userID, hash)
+	}
+	if err != nil {
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "password rehash failed", slog.String("user_id", userID), slog.Any("err", err))
+		return
+	}
+	a.log.LogAttrs(r.Context(), slog.LevelInfo, "password rehashed", slog.String("user_id", userID), slog.Int("cost", a.Hasher.Cost()))
+}
+
+// findLoginUser resolves a login identity to a stored user, or ErrNotFound.
+func (a *api) findLoginUser(r *http.Request, who loginIdentity) (store.User, error) {
+	if who.medium != "" {
+		addr, err := store.CanonicalAddress(who.medium, who.address)
+		if err != nil {
+			return store.User{}, store.ErrNotFound
+		}
+		return a.Store.FindUserByThreePID(r.Context(), who.medium, addr)
+	}
+	id := who.user
+	if !strings.HasPrefix(id, "@") {
+		id = "@" + id + ":" + a.ServerName
+	}
+	// A user ID longer than the spec allows cannot exist; don't ask.
+	if len(id) > maxUserIDBytes || id == "@:"+a.ServerName {
+		return store.User{}, store.ErrNotFound
+	}
+	return a.Store.FindUserByLogin(r.Context(), id)
+}
+
+// newDeviceID generates a device ID of ten upper-case letters that the user
+// does not have yet: a login must never take over another device's slot.
+func (a *api) newDeviceID(r *http.Request, userID string) (string, error) {
+	for {
+		id := randomDeviceID()
+		_, err := a.Store.FindDevice(r.Context(), userID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return id, nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}
+
+func randomDeviceID() string {
+	var b [deviceIDLen]byte
+	rand.Read(b[:])
+	for i := range b {
+		// 256 = 9*26 + 22: the bias towards the first 22 letters is
+		// harmless for an identifier that is not a secret.
+		b[i] = 'A' + b[i]%26
+	}
+	return string(b[:])
+}
+
+// quote makes client input safe to echo in an error message.
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.ToValidUTF8(s, "�")
+}
