@@ -1,0 +1,205 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// config is authd's configuration, read once from AUTHD_* variables and the
+// flags of the same names, validated, then passed down. There is no global
+// configuration.
+type config struct {
+	ServerName  string
+	Listen      string
+	DatabaseURL string
+	Migrate     bool
+	BcryptCost  int
+	RateLimit   bool
+	LogFormat   string
+	LogLevel    string
+}
+
+// setting is one configuration variable: its environment name, its flag,
+// its default and the help text the flag shows.
+type setting struct {
+	env, def, help string
+}
+
+// flags registers the settings a subcommand takes on its flag set, each
+// defaulting to its environment variable, then to its built-in default.
+// The returned function converts and validates them after fs.Parse.
+func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...string) func() error {
+	raw := map[string]*string{}
+	all := []setting{
+		{"AUTHD_SERVER_NAME", "localhost", "the homeserver's server name, the domain of user IDs"},
+		{"AUTHD_LISTEN", ":8008", "address to serve HTTP on"},
+		{"AUTHD_DATABASE_URL", "sqlite:authd.db", "postgres://… or postgresql://… for Postgres, sqlite:PATH for embedded SQLite"},
+		{"AUTHD_MIGRATE", "false", "apply pending schema migrations at start"},
+		{"AUTHD_BCRYPT_COST", "12", "bcrypt cost of new password hashes (4-31)"},
+		{"AUTHD_RATELIMIT", "on", "rate-limit logins per client IP (on|off)"},
+		{"AUTHD_LOG_FORMAT", "text", "log format (text|json)"},
+		{"AUTHD_LOG_LEVEL", "info", "log level (debug|info|warn|error)"},
+	}
+	for _, s := range all {
+		if !contains(names, s.env) {
+			continue
+		}
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		p := new(string)
+		fs.StringVar(p, flagName(s.env), v, s.help+" ($"+s.env+")")
+		raw[s.env] = p
+	}
+	return func() error {
+		var errs []error
+		get := func(name string) (string, bool) {
+			p, ok := raw[name]
+			if !ok {
+				return "", false
+			}
+			return strings.TrimSpace(*p), true
+		}
+		if v, ok := get("AUTHD_SERVER_NAME"); ok {
+			if err := validServerName(v); err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_SERVER_NAME: %w", err))
+			}
+			c.ServerName = v
+		}
+		if v, ok := get("AUTHD_LISTEN"); ok {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_LISTEN: %q is not host:port", v))
+			}
+			c.Listen = v
+		}
+		if v, ok := get("AUTHD_DATABASE_URL"); ok {
+			if _, _, err := parseDatabaseURL(v); err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_DATABASE_URL: %w", err))
+			}
+			c.DatabaseURL = v
+		}
+		if v, ok := get("AUTHD_MIGRATE"); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_MIGRATE: %q is not true or false", v))
+			}
+			c.Migrate = b
+		}
+		if v, ok := get("AUTHD_BCRYPT_COST"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 4 || n > 31 {
+				errs = append(errs, fmt.Errorf("AUTHD_BCRYPT_COST: %q is not a whole number from 4 to 31", v))
+			}
+			c.BcryptCost = n
+		}
+		if v, ok := get("AUTHD_RATELIMIT"); ok {
+			switch strings.ToLower(v) {
+			case "on", "true", "1":
+				c.RateLimit = true
+			case "off", "false", "0":
+				c.RateLimit = false
+			default:
+				errs = append(errs, fmt.Errorf("AUTHD_RATELIMIT: %q is not on or off", v))
+			}
+		}
+		if v, ok := get("AUTHD_LOG_FORMAT"); ok {
+			if v != "text" && v != "json" {
+				errs = append(errs, fmt.Errorf("AUTHD_LOG_FORMAT: %q is not text or json", v))
+			}
+			c.LogFormat = v
+		}
+		if v, ok := get("AUTHD_LOG_LEVEL"); ok {
+			switch v {
+			case "debug", "info", "warn", "error":
+			default:
+				errs = append(errs, fmt.Errorf("AUTHD_LOG_LEVEL: %q is not debug, info, warn or error", v))
+			}
+			c.LogLevel = v
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// flagName turns AUTHD_DATABASE_URL into database-url.
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "AUTHD_")), "_", "-")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// databaseKind is the store a database URL selects.
+type databaseKind int
+
+const (
+	postgresDB databaseKind = iota + 1
+	sqliteDB
+)
+
+// parseDatabaseURL tells which store a URL selects and what to open it
+// with: the whole URL for Postgres, the file path for SQLite.
+func parseDatabaseURL(u string) (databaseKind, string, error) {
+	switch {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return postgresDB, u, nil
+	case strings.HasPrefix(u, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(u, "sqlite:"), "//")
+		if path == "" {
+			return 0, "", errors.New("sqlite: needs a file path (sqlite:authd.db)")
+		}
+		return sqliteDB, path, nil
+	default:
+		// Never echo the value: a mistyped URL may still hold a password.
+		return 0, "", errors.New("must be a postgres://, postgresql:// or sqlite: URL")
+	}
+}
+
+// validServerName checks the grammar of a server name (spec appendix,
+// Server Name): a DNS name or IP literal, optionally with a port.
+func validServerName(s string) error {
+	if s == "" || len(s) > 255 {
+		return fmt.Errorf("%q is not a server name", s)
+	}
+	host := s
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q has an invalid port", s)
+		}
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		if net.ParseIP(host[1:len(host)-1]) == nil {
+			return fmt.Errorf("%q is not a valid IPv6 literal", s)
+		}
+		return nil
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("%q is not a server name (letters, digits, '-', '.', optional :port)", s)
+		}
+	}
+	return nil
+}
+
+// newFlagSet returns a flag set that reports errors to the subcommand's
+// stderr and returns them instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/postgres"
+	"github.com/authd/authd/internal/store/sqlite"
+)
+
+// appStore is what cmd/authd needs of a store: the domain store and the
+// schema management.
+type appStore interface {
+	store.Store
+	store.Migrator
+}
+
+// openStore opens the store the database URL selects. It is the only place
+// that names concrete store types.
+func openStore(ctx context.Context, databaseURL string) (appStore, error) {
+	kind, target, err := parseDatabaseURL(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	switch kind {
+	case postgresDB:
+		db, err := postgres.Open(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("cannot reach the database: %s", oneLine(err))
+		}
+		return db, nil
+	default:
+		db, err := sqlite.Open(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the database: %s", oneLine(err))
+		}
+		return db, nil
+	}
+}
+
+// oneLine flattens a driver error (pgx lists each address it tried on a line
+// of its own) so that the CLI reports one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// checkSchema returns an error unless the store's schema is current, saying
+// how to migrate it.
+func checkSchema(ctx context.Context, st appStore) error {
+	s, err := st.SchemaStatus(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case s.Dirty:
+		return fmt.Errorf("database schema is dirty at version %d (a migration failed halfway): repair it by hand, then run `authd migrate up`", s.Version)
+	case s.Version > s.Latest:
+		return fmt.Errorf("database schema is at version %d, newer than this authd knows (%d): run a newer authd", s.Version, s.Latest)
+	case s.Version < s.Latest:
+		return fmt.Errorf("database schema is at version %d, this authd needs %d: run `authd migrate up` or set AUTHD_MIGRATE=true", s.Version, s.Latest)
+	}
+	return nil
+}

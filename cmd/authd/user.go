@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/authd/authd/internal/password"
+	"github.com/authd/authd/internal/store"
+)
+
+const userUsage = `usage:
+  authd user create LOCALPART [--email ADDR] [--password-stdin]
+  authd user passwd LOCALPART [--password-stdin] [--keep-sessions]
+  authd user deactivate LOCALPART
+  authd user list
+  authd user email add|remove LOCALPART ADDR`
+
+func runUser(ctx context.Context, env *environment, args []string) error {
+	if len(args) == 0 {
+		return errors.New(userUsage)
+	}
+	switch args[0] {
+	case "create":
+		return runUserCreate(ctx, env, args[1:])
+	case "passwd":
+		return runUserPasswd(ctx, env, args[1:])
+	case "deactivate":
+		return runUserDeactivate(ctx, env, args[1:])
+	case "list":
+		return runUserList(ctx, env, args[1:])
+	case "email":
+		return runUserEmail(ctx, env, args[1:])
+	default:
+		return fmt.Errorf("unknown user command %q\n%s", args[0], userUsage)
+	}
+}
+
+// userCommand is the shared setup of the user subcommands: flags, config,
+// the store and the positional arguments.
+type userCommand struct {
+	cfg   config
+	fs    *flag.FlagSet
+	check func() error
+}
+
+func newUserCommand(env *environment, name string, settings ...string) *userCommand {
+	c := &userCommand{fs: newFlagSet("user "+name, env.stderr)}
+	c.check = c.cfg.flags(c.fs, env.getenv, append([]string{"AUTHD_DATABASE_URL", "AUTHD_SERVER_NAME"}, settings...)...)
+	return c
+}
+
+// parse parses flags wherever they stand among the arguments (Go's flag
+// package stops at the first positional one) and checks the count of
+// positional arguments.
+func (c *userCommand) parse(args []string, want int, usage string) ([]string, error) {
+	var pos []string
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = c.fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != want {
+		return nil, errors.New("usage: " + usage)
+	}
+	return pos, c.check()
+}
+
+func (c *userCommand) open(ctx context.Context) (appStore, error) {
+	st, err := openStore(ctx, c.cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// findUser resolves a localpart or full user ID to a stored user, matching
+// case-insensitively as login does.
+func findUser(ctx context.Context, st appStore, serverName, name string) (store.User, error) {
+	id := name
+	if !strings.HasPrefix(id, "@") {
+		id = "@" + id + ":" + serverName
+	}
+	u, err := st.FindUserByLogin(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return u, fmt.Errorf("no user %s", id)
+	}
+	return u, err
+}
+
+func runUserCreate(ctx context.Context, env *environment, args []string) error {
+	c := newUserCommand(env, "create", "AUTHD_BCRYPT_COST")
+	email := c.fs.String("email", "", "bind this email address to the user")
+	fromStdin := c.fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
+	pos, err := c.parse(args, 1, "authd user create LOCALPART [--email ADDR] [--password-stdin]")
+	if err != nil {
+		return err
+	}
+	id, err := newUserID(pos[0], c.cfg.ServerName)
+	if err != nil {
+		return err
+	}
+	var threepids []store.ThreePID
+	now := time.Now().UTC()
+	if *email != "" {
+		addr, err := store.CanonicalAddress(store.MediumEmail, *email)
+		if err != nil {
+			return fmt.Errorf("--email: %q is not an email address", *email)
+		}
+		threepids = append(threepids, store.ThreePID{Medium: store.MediumEmail, Address: addr, UserID: id, AddedAt: now})
+	}
+	hash, err := readAndHash(env, c.cfg.BcryptCost, *fromStdin)
+	if err != nil {
+		return err
+	}
+	st, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = st.CreateUser(ctx, store.User{ID: id, PasswordHash: hash, CreatedAt: now}, threepids...)
+	if errors.Is(err, store.ErrConflict) {
+		if _, ferr := st.FindUserByID(ctx, id); ferr == nil {
+			return fmt.Errorf("user %s already exists", id)
+		}
+		return fmt.Errorf("email %s is already bound to another user", threepids[0].Address)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "created %s\n", id)
+	return nil
+}
+
+func runUserPasswd(ctx context.Context, env *environment, args []string) error {
+	c := newUserCommand(env, "passwd", "AUTHD_BCRYPT_COST")
+	fromStdin := c.fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
+	keep := c.fs.Bool("keep-sessions", false, "keep the user's sessions instead of logging every device out")
+	pos, err := c.parse(args, 1, "authd user passwd LOCALPART [--password-stdin] [--keep-sessions]")
+	if err != nil {
+		return err
+	}
+	st, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := findUser(ctx, st, c.cfg.ServerName, pos[0])
+	if err != nil {
+		return err
+	}
+	hash, err := readAndHash(env, c.cfg.BcryptCost, *fromStdin)
+	if err != nil {
+		return err
+	}
+	if err := st.UpdatePasswordHash(ctx, u.ID, hash); err != nil {
+		return err
+	}
+	msg := "password changed for " + u.ID
+	if !*keep {
+		// A password change usually means the old one leaked: end every
+		// session made with it, as Synapse's admin API does by default.
+		n, err := st.DeleteAllDevices(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		msg += fmt.Sprintf("; %d device(s) logged out", n)
+	}
+	fmt.Fprintln(env.stdout, msg)
+	return nil
+}
+
+func runUserDeactivate(ctx context.Context, env *environment, args []string) error {
+	c := newUserCommand(env, "deactivate")
+	pos, err := c.parse(args, 1, "authd user deactivate LOCALPART")
+	if err != nil {
+		return err
+	}
+	st, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := findUser(ctx, st, c.cfg.ServerName, pos[0])
+	if err != nil {
+		return err
+	}
+	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC()); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "deactivated %s; every session revoked\n", u.ID)
+	return nil
+}
+
+func runUserList(ctx context.Context, env *environment, args []string) error {
+	c := newUserCommand(env, "list")
+	if _, err := c.parse(args, 0, "authd user list"); err != nil {
+		return err
+	}
+	st, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER ID\tSTATUS\tCREATED\tEMAIL")
+	for _, u := range users {
+		status := "active"
+		if u.Deactivated() {
+			status = "deactivated"
+		}
+		tps, err := st.ListThreePIDs(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		var emails []string
+		for _, t := range tps {
+			emails = append(emails, t.Address)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.ID, status, u.CreatedAt.UTC().Format(time.RFC3339), strings.Join(emails, ","))
+	}
+	return tw.Flush()
+}
+
+func runUserEmail(ctx context.Context, env *environment, args []string) error {
+	usage := "authd user email add|remove LOCALPART ADDR"
+	if len(args) == 0 || (args[0] != "add" && args[0] != "remove") {
+		return errors.New("usage: " + usage)
+	}
+	action := args[0]
+	c := newUserCommand(env, "email "+action)
+	pos, err := c.parse(args[1:], 2, usage)
+	if err != nil {
+		return err
+	}
+	addr, err := store.CanonicalAddress(store.MediumEmail, pos[1])
+	if err != nil {
+		return fmt.Errorf("%q is not an email address", pos[1])
+	}
+	st, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := findUser(ctx, st, c.cfg.ServerName, pos[0])
+	if err != nil {
+		return err
+	}
+	if action == "add" {
+		err = st.AddThreePID(ctx, store.ThreePID{Medium: store.MediumEmail, Address: addr, UserID: u.ID, AddedAt: time.Now().UTC()})
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("email %s is already bound", addr)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "bound %s to %s\n", addr, u.ID)
+		return nil
+	}
+	tps, err := st.ListThreePIDs(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, t := range tps {
+		if t.Medium == store.MediumEmail && t.Address == addr {
+			if err := st.DeleteThreePID(ctx, store.MediumEmail, addr); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "unbound %s from %s\n", addr, u.ID)
+			return nil
+		}
+	}
+	return fmt.Errorf("email %s is not bound to %s", addr, u.ID)
+}
+
+// newUserID builds the ID of a new user from a localpart (or a full ID on
+// this server). Like Synapse's registration it lower-cases the localpart,
+// and it holds new IDs to the spec's grammar: a-z 0-9 . _ = - / + and at most
+// 255 bytes in all.
+func newUserID(name, serverName string) (string, error) {
+	local := name
+	if strings.HasPrefix(name, "@") {
+		l, server, ok := strings.Cut(name[1:], ":")
+		if !ok || server != serverName {
+			return "", fmt.Errorf("%q is not a user ID on %s", name, serverName)
+		}
+		local = l
+	}
+	local = strings.ToLower(local)
+	if local == "" {
+		return "", errors.New("the localpart is empty")
+	}
+	for _, r := range local {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("._=-/+", r)) {
+			return "", fmt.Errorf("localpart %q may only hold a-z, 0-9 and . _ = - / +", local)
+		}
+	}
+	id := "@" + local + ":" + serverName
+	if len(id) > 255 {
+		return "", fmt.Errorf("user ID %s is longer than 255 bytes", id)
+	}
+	return id, nil
+}
+
+// readAndHash reads a new password, from stdin or a prompt without echo,
+// and hashes it. Passwords never come from argv, where ps would show them.
+func readAndHash(env *environment, cost int, fromStdin bool) (string, error) {
+	var pw string
+	if fromStdin {
+		b, err := io.ReadAll(io.LimitReader(env.stdin, password.MaxLen+3))
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		// One trailing newline is the end of the line, not the password.
+		pw = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	} else {
+		f, ok := env.stdin.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return "", errors.New("standard input is not a terminal: pass --password-stdin to read the password from it")
+		}
+		first, err := prompt(env, f, "Password: ")
+		if err != nil {
+			return "", err
+		}
+		again, err := prompt(env, f, "Confirm password: ")
+		if err != nil {
+			return "", err
+		}
+		if first != again {
+			return "", errors.New("the passwords do not match")
+		}
+		pw = first
+	}
+	h, err := password.NewHasher(cost, nil)
+	if err != nil {
+		return "", err
+	}
+	hash, err := h.Hash(pw)
+	switch {
+	case errors.Is(err, password.ErrEmpty):
+		return "", errors.New("the password is empty")
+	case errors.Is(err, password.ErrTooLong):
+		return "", fmt.Errorf("the password is longer than %d bytes", password.MaxLen)
+	}
+	return hash, err
+}
+
+func prompt(env *environment, f *os.File, label string) (string, error) {
+	fmt.Fprint(env.stderr, label)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(env.stderr)
+	if err != nil {
+		return "", fmt.Errorf("read password: %w", err)
+	}
+	return string(b), nil
+}
+
