@@ -36,14 +36,14 @@ test-go:
 
 # lint: gofmt, go vet and staticcheck (pinned as a Go tool in go.mod).
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l .); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
 # fmt: rewrite every Go file in gofmt style.
 fmt:
-	gofmt -w $$(git ls-files '*.go')
+	gofmt -w .
 
 # clean: remove build output.
 clean:

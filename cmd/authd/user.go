@@ -376,4 +376,3 @@ func prompt(env *environment, f *os.File, label string) (string, error) {
 	}
 	return string(b), nil
 }
-
