@@ -88,6 +88,8 @@ func TestCLI_Errors(t *testing.T) {
 		{"BadCost", env("AUTHD_BCRYPT_COST=99"), "pw\n", []string{"user", "create", "erin", "--password-stdin"}, "AUTHD_BCRYPT_COST"},
 		{"BadMigrateAction", getenv, "", []string{"migrate", "down"}, "unknown migrate action"},
 		{"ServeBadListen", env("AUTHD_LISTEN=nonsense"), "", []string{"serve"}, "AUTHD_LISTEN"},
+		{"ServeBadBaseURL", env("AUTHD_PUBLIC_BASEURL=matrix.example.org"), "", []string{"serve"}, "AUTHD_PUBLIC_BASEURL"},
+		{"ServeBadVersions", env("AUTHD_SERVE_VERSIONS=maybe"), "", []string{"serve"}, "AUTHD_SERVE_VERSIONS"},
 		{"ServeBadServerName", env("AUTHD_SERVER_NAME=bad name"), "", []string{"serve"}, "AUTHD_SERVER_NAME"},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -20,6 +21,8 @@ type config struct {
 	Migrate     bool
 	BcryptCost  int
 	RateLimit   bool
+	PublicBase  string
+	Versions    bool
 	LogFormat   string
 	LogLevel    string
 }
@@ -42,6 +45,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		{"AUTHD_MIGRATE", "false", "apply pending schema migrations at start"},
 		{"AUTHD_BCRYPT_COST", "12", "bcrypt cost of new password hashes (4-31)"},
 		{"AUTHD_RATELIMIT", "on", "rate-limit logins per client IP (on|off)"},
+		{"AUTHD_PUBLIC_BASEURL", "", "the homeserver's public base URL, sent as well_known at login (empty: not sent)"},
+		{"AUTHD_SERVE_VERSIONS", "false", "serve GET /_matrix/client/versions (standalone use)"},
 		{"AUTHD_LOG_FORMAT", "text", "log format (text|json)"},
 		{"AUTHD_LOG_LEVEL", "info", "log level (debug|info|warn|error)"},
 	}
@@ -107,6 +112,20 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			default:
 				errs = append(errs, fmt.Errorf("AUTHD_RATELIMIT: %q is not on or off", v))
 			}
+		}
+		if v, ok := get("AUTHD_PUBLIC_BASEURL"); ok && v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+				errs = append(errs, fmt.Errorf("AUTHD_PUBLIC_BASEURL: %q is not an http(s) base URL such as https://matrix.example.org", v))
+			}
+			c.PublicBase = strings.TrimRight(v, "/")
+		}
+		if v, ok := get("AUTHD_SERVE_VERSIONS"); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_SERVE_VERSIONS: %q is not true or false", v))
+			}
+			c.Versions = b
 		}
 		if v, ok := get("AUTHD_LOG_FORMAT"); ok {
 			if v != "text" && v != "json" {

@@ -27,7 +27,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	var cfg config
 	fs := newFlagSet("serve", env.stderr)
 	validate := cfg.flags(fs, env.getenv, "AUTHD_SERVER_NAME", "AUTHD_LISTEN", "AUTHD_DATABASE_URL",
-		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_RATELIMIT", "AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL")
+		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_RATELIMIT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
+		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,10 +59,12 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 	hasher.Warm()
 	deps := api.Deps{
-		Store:      st,
-		Hasher:     hasher,
-		ServerName: cfg.ServerName,
-		Logger:     log,
+		Store:         st,
+		Hasher:        hasher,
+		ServerName:    cfg.ServerName,
+		PublicBaseURL: cfg.PublicBase,
+		ServeVersions: cfg.Versions,
+		Logger:        log,
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				log.LogAttrs(ctx, slog.LevelWarn, "database ping failed", slog.Any("err", err))

@@ -32,6 +32,13 @@ type Deps struct {
 	// ServerName is the homeserver's server name, the domain of every
 	// local user ID.
 	ServerName string
+	// PublicBaseURL, when set, is the homeserver's public base URL (the
+	// reverse proxy), sent as well_known in login responses so that clients
+	// reconfigure themselves. Never an internal address.
+	PublicBaseURL string
+	// ServeVersions serves GET /_matrix/client/versions, for standalone use;
+	// behind a proxy the homeserver answers it.
+	ServeVersions bool
 	// LoginIPLimiter limits login attempts per client IP (IPv6 by /64);
 	// nil disables it.
 	LoginIPLimiter ratelimit.Limiter
@@ -65,6 +72,9 @@ func New(d Deps) http.Handler {
 	r.NotFound(a.handleNotFound)
 	r.MethodNotAllowed(a.handleMethodNotAllowed)
 
+	if a.ServeVersions {
+		r.Get("/_matrix/client/versions", a.handleVersions)
+	}
 	r.Get("/healthz", a.handleHealthz)
 	r.Get("/readyz", a.handleReadyz)
 

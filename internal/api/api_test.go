@@ -219,3 +219,24 @@ func TestAPI_Health(t *testing.T) {
 		}
 	})
 }
+
+func TestAPI_Versions(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		off := newHarness(t, st)
+		wantError(t, off.do("GET", "/_matrix/client/versions", ""), 404, "M_UNRECOGNIZED")
+		on := newHarness(t, st, func(d *api.Deps) { d.ServeVersions = true })
+		r := on.do("GET", "/_matrix/client/versions", "")
+		versions, _ := r.body["versions"].([]any)
+		if r.status != 200 || len(versions) == 0 {
+			t.Fatalf("versions = %d %s", r.status, r.raw)
+		}
+		// matrix-js-sdk refuses a server that lists none of v1.1 to v1.13.
+		has := map[any]bool{}
+		for _, v := range versions {
+			has[v] = true
+		}
+		if !has["v1.1"] || !has["r0.6.1"] || has["v1.0"] {
+			t.Fatalf("versions %v", versions)
+		}
+	})
+}

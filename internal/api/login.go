@@ -44,6 +44,16 @@ type loginResponse struct {
 	// HomeServer is deprecated in the spec but named by the r0.2.0 seed
 	// and checked by SyTest: it is the server name.
 	HomeServer string `json:"home_server"`
+	// WellKnown is sent only when a public base URL is configured.
+	WellKnown *wellKnown `json:"well_known,omitempty"`
+}
+
+type wellKnown struct {
+	Homeserver baseURL `json:"m.homeserver"`
+}
+
+type baseURL struct {
+	BaseURL string `json:"base_url"`
 }
 
 // loginRequest is a validated POST /login body.
@@ -120,12 +130,16 @@ func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, loginResponse{
+	resp := loginResponse{
 		UserID:      u.ID,
 		AccessToken: access,
 		DeviceID:    deviceID,
 		HomeServer:  a.ServerName,
-	})
+	}
+	if a.PublicBaseURL != "" {
+		resp.WellKnown = &wellKnown{Homeserver: baseURL{BaseURL: a.PublicBaseURL}}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // parseLogin validates a login body with Synapse's errcodes (research L-7)

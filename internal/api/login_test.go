@@ -242,3 +242,16 @@ func TestLogin_RateLimitedByIP(t *testing.T) {
 		h.login(`{"type":"m.login.password","user":"alice","password":"pw"}`)
 	})
 }
+
+func TestLogin_WellKnown(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := newHarness(t, st, func(d *api.Deps) { d.PublicBaseURL = "https://matrix.example.org" })
+		h.addUser("@alice:example.org", "pw")
+		r := h.login(`{"type":"m.login.password","user":"alice","password":"pw"}`)
+		wk, _ := r.body["well_known"].(map[string]any)
+		hs, _ := wk["m.homeserver"].(map[string]any)
+		if hs["base_url"] != "https://matrix.example.org" {
+			t.Fatalf("well_known = %v", r.body["well_known"])
+		}
+	})
+}
