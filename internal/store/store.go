@@ -15,6 +15,16 @@ import (
 // token does not exist. Not found is always an error, never a zero value.
 var ErrNotFound = errors.New("not found")
 
+// ErrTokenExpired is returned by RefreshSession for a refresh token past its
+// expiry. Nothing is written.
+var ErrTokenExpired = errors.New("token expired")
+
+// ErrTokenReplayed is returned by RefreshSession for a refresh token that was
+// exchanged and then superseded (its successor was used) and is presented
+// again: a sign that it was stolen. The store has already deleted the device,
+// and with it every token of the session, when it returns this.
+var ErrTokenReplayed = errors.New("refresh token replayed")
+
 // ErrConflict is returned when a create would violate uniqueness, such as a
 // user ID or third-party address that is already taken.
 var ErrConflict = errors.New("conflict")
@@ -76,6 +86,38 @@ type AccessToken struct {
 	CreatedAt time.Time
 	// ExpiresAt is zero for a token that does not expire.
 	ExpiresAt time.Time
+	// Pending is true for the unused half of a pair issued by a refresh:
+	// until the new access or refresh token is first used, the refresh token
+	// it was issued for stays valid, so that a client that lost the response
+	// can retry (spec, Refreshing access tokens). ConfirmAccessToken ends it.
+	Pending bool
+}
+
+// RefreshToken is a stored refresh token. It is always paired with the
+// access token issued with it.
+type RefreshToken struct {
+	Hash      TokenHash
+	UserID    string
+	DeviceID  string
+	CreatedAt time.Time
+	// ExpiresAt is zero for a token that does not expire.
+	ExpiresAt time.Time
+}
+
+// Refresh is the exchange of a refresh token for a new pair.
+type Refresh struct {
+	// Old is the hash of the refresh token presented.
+	Old TokenHash
+	// Access and Refresh are the new pair (hash, created and expiry times);
+	// the store fills in their user and device from the old token.
+	Access  AccessToken
+	Refresh RefreshToken
+	Now     time.Time
+	// Immediate is the r0.2.0 /tokenrefresh exchange: the old refresh token
+	// and the access token issued with it are revoked at once, and the new
+	// pair is confirmed from the start. Otherwise (v1.3 /refresh) the new
+	// pair is pending and the old token stays valid until the pair is used.
+	Immediate bool
 }
 
 // Expired reports whether the token has expired at now.
@@ -88,6 +130,8 @@ func (t AccessToken) Expired(now time.Time) bool {
 type NewSession struct {
 	Device      Device // UserID, ID, DisplayName and CreatedAt/LastSeenAt (now)
 	AccessToken AccessToken
+	// RefreshToken, when not nil, is stored paired with the access token.
+	RefreshToken *RefreshToken
 }
 
 // Session is what an access token resolves to.
@@ -135,10 +179,28 @@ type SessionStore interface {
 	// CreateSession writes a login in one transaction. If the user has no
 	// device with that ID it is created; if it has one, the device is kept
 	// (its display name unchanged, its last-seen time updated) and every
-	// earlier access token of that device is revoked. Then the access token is
-	// stored. It returns ErrNotFound if the user does not exist and
-	// ErrConflict if the token hash is taken; then nothing is written.
+	// earlier access and refresh token of that device is revoked. Then the
+	// access token, and the refresh token if any, are stored (confirmed, not
+	// pending). It returns ErrNotFound if the user does not exist and
+	// ErrConflict if a token hash is taken; then nothing is written.
 	CreateSession(ctx context.Context, s NewSession) error
+	// RefreshSession exchanges a refresh token for the new pair in r, in one
+	// transaction serialised per device. If the presented token is itself
+	// pending, its pair is confirmed first (as ConfirmAccessToken). It
+	// returns the new access token with its user. Errors: ErrNotFound for an
+	// unknown token or one superseded before it was ever exchanged;
+	// ErrTokenExpired for an expired one; ErrTokenReplayed (after deleting the
+	// device) for one that was exchanged and then superseded, by a confirmed
+	// successor or by an Immediate exchange. Of the errors, only
+	// ErrTokenReplayed writes anything.
+	RefreshSession(ctx context.Context, r Refresh) (Session, error)
+	// ConfirmAccessToken records the first use of a pending access token: its
+	// pair stays; every other access token of the device is deleted; every
+	// other refresh token of the device is revoked (kept, marked revoked at
+	// now, if it was ever exchanged, so that a replay is recognised; deleted
+	// otherwise). It does nothing for a confirmed token, and returns
+	// ErrNotFound if the token no longer exists (another pair won).
+	ConfirmAccessToken(ctx context.Context, h TokenHash, now time.Time) error
 	// FindSessionByAccessToken returns the token with that hash and its user,
 	// expired or not, or ErrNotFound.
 	FindSessionByAccessToken(ctx context.Context, h TokenHash) (Session, error)
@@ -154,10 +216,20 @@ type SessionStore interface {
 	DeleteAllDevices(ctx context.Context, userID string) (int, error)
 }
 
+// TokenSweeper deletes tokens nobody can use any more. It is the one
+// method the periodic sweep inside serve needs.
+type TokenSweeper interface {
+	// DeleteExpiredTokens deletes access and refresh tokens that expired
+	// before the cutoff, and revoked refresh tokens revoked before it, and
+	// returns how many rows it deleted.
+	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
+}
+
 // Store is everything authd persists.
 type Store interface {
 	UserStore
 	SessionStore
+	TokenSweeper
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

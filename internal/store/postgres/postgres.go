@@ -80,8 +80,9 @@ type querier interface {
 
 // translate maps a driver error to the store's sentinel errors, keeping the
 // driver error in the chain for the log. Every foreign key in the schema
-// points at a user or a device, so a violation means the user or device the
-// row belongs to does not exist.
+// points at a user or a device, or at the refresh token an access token is
+// paired with (written in the same transaction, under the device's lock), so
+// a violation means the user or device the row belongs to does not exist.
 func translate(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNotFound

@@ -2,13 +2,18 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4"
+	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for golang-migrate
 
 	"github.com/authd/authd/internal/pgtest"
 	"github.com/authd/authd/internal/store"
@@ -46,7 +51,9 @@ func TestDB_LinguisticCollation(t *testing.T) {
 			ALTER TABLE devices ALTER COLUMN user_id TYPE text COLLATE "en-US-x-icu";
 			ALTER TABLE devices ALTER COLUMN device_id TYPE text COLLATE "en-US-x-icu";
 			ALTER TABLE access_tokens ALTER COLUMN user_id TYPE text COLLATE "en-US-x-icu";
-			ALTER TABLE access_tokens ALTER COLUMN device_id TYPE text COLLATE "en-US-x-icu";`)
+			ALTER TABLE access_tokens ALTER COLUMN device_id TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE refresh_tokens ALTER COLUMN user_id TYPE text COLLATE "en-US-x-icu";
+			ALTER TABLE refresh_tokens ALTER COLUMN device_id TYPE text COLLATE "en-US-x-icu";`)
 		return db
 	})
 }
@@ -189,6 +196,96 @@ func TestDB_MigrateUp(t *testing.T) {
 			t.Fatalf("SchemaStatus = %+v, want nothing applied", got)
 		}
 	})
+}
+
+// queryInt returns the single integer a query on the database at url selects.
+func queryInt(tb testing.TB, url, query string) int {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), url)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(tb.Context(), query).Scan(&n); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestMigrations_Down(t *testing.T) {
+	db, url := newDB(t)
+	if err := db.MigrateUp(t.Context()); err != nil {
+		t.Fatalf("MigrateUp: %v", err)
+	}
+	now := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+	const user = "@alice:example.org"
+	if err := db.CreateUser(t.Context(), store.User{ID: user, PasswordHash: "$h$", CreatedAt: now}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	for i, device := range []string{"PHONE", "LAPTOP"} {
+		var access, refresh store.TokenHash
+		access[0], refresh[0] = byte(i), byte(i)
+		refresh[1] = 1
+		if err := db.CreateSession(t.Context(), store.NewSession{
+			Device:       store.Device{UserID: user, ID: device, CreatedAt: now, LastSeenAt: now},
+			AccessToken:  store.AccessToken{Hash: access, CreatedAt: now},
+			RefreshToken: &store.RefreshToken{Hash: refresh, CreatedAt: now},
+		}); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+	}
+	latest := latestMigration(t)
+
+	src, err := iofs.New(migrations.FS, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{MigrationsTable: "schema_migrations"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+
+	if err := m.Steps(-1); err != nil {
+		t.Fatalf("down one step: %v", err)
+	}
+	if got := schemaStatus(t, db); got.Version != latest-1 || got.Dirty {
+		t.Fatalf("SchemaStatus after one step down = %+v, want version %d", got, latest-1)
+	}
+	if latest == 2 {
+		// Back at 0001: the access tokens survive, their new columns and
+		// the refresh tokens do not.
+		if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+			t.Fatalf("access tokens after 0002 down: %d, want 2", n)
+		}
+		if n := queryInt(t, url,
+			`SELECT count(*) FROM information_schema.columns
+			 WHERE table_name = 'access_tokens' AND column_name IN ('pending', 'refresh_token_id')`,
+		); n != 0 {
+			t.Fatalf("access_tokens keeps %d of 0002's columns", n)
+		}
+		if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'refresh_tokens%'`); n != 0 {
+			t.Fatalf("%d refresh_tokens relations left after 0002 down", n)
+		}
+	}
+	if err := m.Down(); err != nil {
+		t.Fatalf("down to nothing: %v", err)
+	}
+	if err := db.MigrateUp(t.Context()); err != nil {
+		t.Fatalf("MigrateUp after down: %v", err)
+	}
+	if got := schemaStatus(t, db); !got.Current() {
+		t.Fatalf("SchemaStatus after up again = %+v, want current", got)
+	}
 }
 
 func TestOpen(t *testing.T) {

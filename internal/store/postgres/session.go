@@ -12,12 +12,13 @@ import (
 
 // CreateSession writes a login in one transaction: it creates the device,
 // or keeps the user's existing device of that ID (display name and creation
-// time unchanged, last-seen time updated) and revokes its earlier access
-// tokens; then it stores the access token, for s.Device's user and device.
-// It returns store.ErrNotFound if the user does not exist and
-// store.ErrConflict if the token hash is taken; then nothing is written.
+// time unchanged, last-seen time updated) and revokes its earlier access and
+// refresh tokens; then it stores the access token, and the refresh token
+// paired with it if there is one, both confirmed, for s.Device's user and
+// device. It returns store.ErrNotFound if the user does not exist and
+// store.ErrConflict if a token hash is taken; then nothing is written.
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
-	d, t := s.Device, s.AccessToken
+	d := s.Device
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		// The upsert locks the device row, so concurrent logins on one device
 		// run one after the other and the last one's token is the only one left.
@@ -38,10 +39,23 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 		); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx,
-			`INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
-			 VALUES ($1, $2, $3, $4, $5)`,
-			t.Hash[:], d.UserID, d.ID, timestamp(t.CreatedAt), nullTimestamp(t.ExpiresAt))
+		if _, err := tx.Exec(ctx,
+			`DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2`, d.UserID, d.ID,
+		); err != nil {
+			return err
+		}
+		var refreshID int64
+		if s.RefreshToken != nil {
+			rt := *s.RefreshToken
+			rt.UserID, rt.DeviceID = d.UserID, d.ID
+			var err error
+			if refreshID, err = insertRefreshToken(ctx, tx, rt, false); err != nil {
+				return err
+			}
+		}
+		at := s.AccessToken
+		at.UserID, at.DeviceID, at.Pending = d.UserID, d.ID, false
+		_, err := insertAccessToken(ctx, tx, at, refreshID)
 		return err
 	})
 	if err != nil {
@@ -51,18 +65,18 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 }
 
 // FindSessionByAccessToken returns the token with that hash and its user,
-// expired or not, or store.ErrNotFound.
+// expired or pending or not, or store.ErrNotFound.
 func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error) {
 	var s store.Session
 	var hash []byte
 	var expiresAt, deactivatedAt *time.Time
 	err := db.pool.QueryRow(ctx,
-		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at,
+		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at, t.pending,
 		        u.user_id, u.password_hash, u.created_at, u.deactivated_at
 		 FROM access_tokens t JOIN users u ON u.user_id = t.user_id
 		 WHERE t.token_hash = $1`, h[:],
 	).Scan(&hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &s.AccessToken.CreatedAt, &expiresAt,
-		&s.User.ID, &s.User.PasswordHash, &s.User.CreatedAt, &deactivatedAt)
+		&s.AccessToken.Pending, &s.User.ID, &s.User.PasswordHash, &s.User.CreatedAt, &deactivatedAt)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("postgres: find session: %w", translate(err))
 	}

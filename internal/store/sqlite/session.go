@@ -10,12 +10,13 @@ import (
 
 // CreateSession writes a login in one transaction: it creates the device,
 // or keeps the user's existing device of that ID (display name and creation
-// time unchanged, last-seen time updated) and revokes its earlier access
-// tokens; then it stores the access token, for s.Device's user and device.
-// It returns store.ErrNotFound if the user does not exist and
-// store.ErrConflict if the token hash is taken; then nothing is written.
+// time unchanged, last-seen time updated) and revokes its earlier access and
+// refresh tokens; then it stores the access token, and the refresh token
+// paired with it if there is one, both confirmed, for s.Device's user and
+// device. It returns store.ErrNotFound if the user does not exist and
+// store.ErrConflict if a token hash is taken; then nothing is written.
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
-	d, t := s.Device, s.AccessToken
+	d := s.Device
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
@@ -34,10 +35,23 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 		); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO access_tokens (token_hash, user_id, device_id, created_at, expires_at)
-			 VALUES (?, ?, ?, ?, ?)`,
-			t.Hash[:], d.UserID, d.ID, micros(t.CreatedAt), nullMicros(t.ExpiresAt))
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?`, d.UserID, d.ID,
+		); err != nil {
+			return err
+		}
+		var refreshID int64
+		if s.RefreshToken != nil {
+			rt := *s.RefreshToken
+			rt.UserID, rt.DeviceID = d.UserID, d.ID
+			var err error
+			if refreshID, err = insertRefreshToken(ctx, tx, rt, false); err != nil {
+				return err
+			}
+		}
+		at := s.AccessToken
+		at.UserID, at.DeviceID, at.Pending = d.UserID, d.ID, false
+		_, err := insertAccessToken(ctx, tx, at, refreshID)
 		return err
 	})
 	if err != nil {
@@ -47,19 +61,19 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 }
 
 // FindSessionByAccessToken returns the token with that hash and its user,
-// expired or not, or store.ErrNotFound.
+// expired or pending or not, or store.ErrNotFound.
 func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error) {
 	var s store.Session
 	var hash []byte
 	var tokenCreatedAt, userCreatedAt int64
 	var expiresAt, deactivatedAt sql.NullInt64
 	err := db.db.QueryRowContext(ctx,
-		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at,
+		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at, t.pending,
 		        u.user_id, u.password_hash, u.created_at, u.deactivated_at
 		 FROM access_tokens t JOIN users u ON u.user_id = t.user_id
 		 WHERE t.token_hash = ?`, h[:],
 	).Scan(&hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &tokenCreatedAt, &expiresAt,
-		&s.User.ID, &s.User.PasswordHash, &userCreatedAt, &deactivatedAt)
+		&s.AccessToken.Pending, &s.User.ID, &s.User.PasswordHash, &userCreatedAt, &deactivatedAt)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("sqlite: find session: %w", translate(err))
 	}

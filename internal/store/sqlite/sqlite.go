@@ -128,8 +128,10 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // translate maps a driver error to the store's sentinel errors by SQLite's
 // extended result code, keeping the driver error in the chain for the log.
-// Every foreign key in the schema points at a user or a device, so a
-// violation means the user or device the row belongs to does not exist.
+// Every foreign key in the schema points at a user or a device, or at the
+// refresh token an access token is paired with (written in the same
+// transaction), so a violation means the user or device the row belongs to
+// does not exist.
 func translate(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound

@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-migrate/migrate/v4"
+	sqlitemigrate "github.com/golang-migrate/migrate/v4/database/sqlite"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+
 	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/store/sqlite"
 	"github.com/authd/authd/internal/store/storetest"
@@ -187,6 +191,115 @@ func TestDB_MigrateUp(t *testing.T) {
 			t.Fatalf("FindUserByID after reopening: %v", err)
 		}
 	})
+}
+
+// newMigrate is a golang-migrate instance on the file at path, foreign
+// keys on as in the store, for the down migrations the store does not run.
+func newMigrate(tb testing.TB, path string) *migrate.Migrate {
+	tb.Helper()
+	src, err := iofs.New(migrations.FS, "sqlite")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sqlDB, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	drv, err := sqlitemigrate.WithInstance(sqlDB, &sqlitemigrate.Config{MigrationsTable: "schema_migrations"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "sqlite", drv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { m.Close() })
+	return m
+}
+
+// query returns the single integer a query on the file at path selects.
+func queryInt(tb testing.TB, path, query string) int {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		tb.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(tb.Context(), query).Scan(&n); err != nil {
+		tb.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func TestMigrations_Down(t *testing.T) {
+	// Down migrations run with foreign keys on, as the store opens the
+	// file, and in golang-migrate's transaction. 0002's down drops a column
+	// with a REFERENCES clause, which SQLite allows only while the clause is
+	// in the column's definition.
+	path := filepath.Join(t.TempDir(), "authd.db")
+	db := newMigratedDB(t, path)
+	now := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+	const user = "@alice:example.org"
+	if err := db.CreateUser(t.Context(), store.User{ID: user, PasswordHash: "$h$", CreatedAt: now}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	for i, device := range []string{"PHONE", "LAPTOP"} {
+		var access, refresh store.TokenHash
+		access[0], refresh[0] = byte(i), byte(i)
+		refresh[1] = 1
+		if err := db.CreateSession(t.Context(), store.NewSession{
+			Device:       store.Device{UserID: user, ID: device, CreatedAt: now, LastSeenAt: now},
+			AccessToken:  store.AccessToken{Hash: access, CreatedAt: now},
+			RefreshToken: &store.RefreshToken{Hash: refresh, CreatedAt: now},
+		}); err != nil {
+			t.Fatalf("CreateSession: %v", err)
+		}
+	}
+	latest := latestMigration(t)
+
+	m := newMigrate(t, path)
+	if err := m.Steps(-1); err != nil {
+		t.Fatalf("down one step: %v", err)
+	}
+	if got := schemaStatus(t, db); got.Version != latest-1 || got.Dirty {
+		t.Fatalf("SchemaStatus after one step down = %+v, want version %d", got, latest-1)
+	}
+	if latest == 2 {
+		// Back at 0001: the access tokens survive, their new columns and
+		// the refresh tokens do not, and the foreign key still cascades.
+		if n := queryInt(t, path, `SELECT count(*) FROM access_tokens`); n != 2 {
+			t.Fatalf("access tokens after 0002 down: %d, want 2", n)
+		}
+		if n := queryInt(t, path,
+			`SELECT count(*) FROM pragma_table_info('access_tokens') WHERE name IN ('pending', 'refresh_token_id')`,
+		); n != 0 {
+			t.Fatalf("access_tokens keeps %d of 0002's columns", n)
+		}
+		if n := queryInt(t, path,
+			`SELECT count(*) FROM sqlite_master WHERE name IN ('refresh_tokens', 'access_tokens_device_idx', 'access_tokens_expires_at_idx')`,
+		); n != 2 {
+			t.Fatalf("tables and indexes after 0002 down: %d of the expected 2 (indexes, no refresh_tokens)", n)
+		}
+		if err := db.DeleteDevice(t.Context(), user, "PHONE"); err != nil {
+			t.Fatalf("DeleteDevice after 0002 down: %v", err)
+		}
+		if n := queryInt(t, path, `SELECT count(*) FROM access_tokens`); n != 1 {
+			t.Fatalf("access tokens after deleting a device: %d, want 1", n)
+		}
+	}
+	if err := m.Down(); err != nil {
+		t.Fatalf("down to nothing: %v", err)
+	}
+	if n := queryInt(t, path, `SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND tbl_name <> 'schema_migrations'`); n != 0 {
+		t.Fatalf("%d tables or indexes left after migrating all the way down", n)
+	}
+	if err := db.MigrateUp(t.Context()); err != nil {
+		t.Fatalf("MigrateUp after down: %v", err)
+	}
+	if got := schemaStatus(t, db); !got.Current() {
+		t.Fatalf("SchemaStatus after up again = %+v, want current", got)
+	}
 }
 
 func TestOpen(t *testing.T) {

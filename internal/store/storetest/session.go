@@ -109,6 +109,83 @@ var createSessionCases = []testCase{
 		wantSession(t, s, hash("a-laptop"), laptop.AccessToken, u)
 		wantDevice(t, "FindDevice(PHONE)", findDevice(t, s, alice, "PHONE"), phone.Device)
 	}},
+	{"WithRefreshToken", func(t *testing.T, s store.Store) {
+		u := newUser(alice)
+		mustCreateUser(t, s, u)
+		ns := newRefreshSession(alice, "PHONE", "a0", "r0", t0)
+		// A login's pair is confirmed whatever the caller says, and the
+		// refresh token is the device's whatever its own fields say.
+		ns.AccessToken.Pending = true
+		ns.RefreshToken.UserID, ns.RefreshToken.DeviceID = bob, "LAPTOP"
+		mustCreateSession(t, s, ns)
+		want := ns.AccessToken
+		want.Pending = false
+		wantSession(t, s, hash("a0"), want, u)
+		wantDevice(t, "FindDevice", findDevice(t, s, alice, "PHONE"), ns.Device)
+		got, err := s.RefreshSession(t.Context(), exchange("r0", "a1", "r1", t1))
+		if err != nil {
+			t.Fatalf("RefreshSession with the login's refresh token: %v", err)
+		}
+		wantToken(t, "RefreshSession token", got.AccessToken, issued(alice, "PHONE", "a1", t1, true))
+	}},
+	{"ExistingDeviceRevokesRefreshTokens", func(t *testing.T, s store.Store) {
+		// Logging in again on a device revokes its refresh tokens too, used
+		// or not, pending or not; a later use of one is no replay.
+		u := newUser(alice)
+		mustCreateUser(t, s, u)
+		mustCreateSession(t, s, newRefreshSession(alice, "PHONE", "a0", "r0", t0))
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t0))
+		mustConfirm(t, s, "a1", t0)
+		mustRefresh(t, s, exchange("r1", "a2", "r2", t0))
+		laptop := newRefreshSession(alice, "LAPTOP", "l0", "lr0", t0)
+		mustCreateSession(t, s, laptop)
+		relogin := newSession(alice, "PHONE", "Phone", "a3", t1)
+		mustCreateSession(t, s, relogin)
+
+		for _, tok := range []string{"a0", "a1", "a2"} {
+			wantNoSession(t, s, hash(tok))
+		}
+		for _, tok := range []string{"r0", "r1", "r2"} {
+			wantRefreshErr(t, s, "a refresh token from before the login", exchange(tok, "x", "y", t1), store.ErrNotFound)
+		}
+		wantSession(t, s, hash("a3"), relogin.AccessToken, u)
+		// Gone, not kept revoked: a sweep finds nothing.
+		mustSweep(t, s, t2.Add(time.Hour), 0)
+		wantSession(t, s, hash("l0"), laptop.AccessToken, u)
+		mustRefresh(t, s, exchange("lr0", "l1", "lr1", t1))
+	}},
+	{"RefreshTokenConflict", func(t *testing.T, s store.Store) {
+		u := newUser(alice)
+		mustCreateUser(t, s, u)
+		phone := newRefreshSession(alice, "PHONE", "a0", "r0", t0)
+		laptop := newRefreshSession(alice, "LAPTOP", "l0", "lr0", t0)
+		mustCreateSession(t, s, phone)
+		mustCreateSession(t, s, laptop)
+
+		// A refresh token hash taken by another device fails the login whole:
+		// on a new device, and on PHONE, which keeps its tokens.
+		for _, ns := range []store.NewSession{
+			newRefreshSession(alice, "TABLET", "t0", "r0", t1),
+			newRefreshSession(alice, "PHONE", "a1", "lr0", t1),
+		} {
+			err := s.CreateSession(t.Context(), ns)
+			wantErr(t, "CreateSession with a taken refresh token hash", err, store.ErrConflict)
+		}
+		_, err := s.FindDevice(t.Context(), alice, "TABLET")
+		wantErr(t, "FindDevice of the failed login's new device", err, store.ErrNotFound)
+		wantNoSession(t, s, hash("t0"))
+		wantNoSession(t, s, hash("a1"))
+		wantSession(t, s, hash("a0"), phone.AccessToken, u)
+		wantDevice(t, "FindDevice(PHONE)", findDevice(t, s, alice, "PHONE"), phone.Device)
+		mustRefresh(t, s, exchange("r0", "a2", "r2", t1))
+		mustRefresh(t, s, exchange("lr0", "l1", "lr1", t1))
+
+		// Its own earlier refresh token's hash is free for a login on the
+		// device: the login revokes that token first.
+		mustCreateSession(t, s, newRefreshSession(alice, "LAPTOP", "l2", "lr0", t2))
+		wantRefreshErr(t, s, "a refresh token from before the login", exchange("lr1", "x", "y", t2), store.ErrNotFound)
+		mustRefresh(t, s, exchange("lr0", "l3", "lr3", t2))
+	}},
 }
 
 var findSessionCases = []testCase{
@@ -246,6 +323,31 @@ var deleteDeviceCases = []testCase{
 		wantDevices(t, "ListDevices", listDevices(t, s, alice), []store.Device{phone.Device})
 		wantSession(t, s, hash("a1"), phone.AccessToken, a)
 	}},
+	{"RefreshTokens", func(t *testing.T, s store.Store) {
+		// Every refresh token of the device goes with it: confirmed, pending,
+		// and revoked ones kept for replay detection.
+		u := newUser(alice)
+		mustCreateUser(t, s, u)
+		mustCreateSession(t, s, newRefreshSession(alice, "PHONE", "a0", "r0", t0))
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t0))
+		mustConfirm(t, s, "a1", t0)
+		mustRefresh(t, s, exchange("r1", "a2", "r2", t0))
+		laptop := newRefreshSession(alice, "LAPTOP", "l0", "lr0", t0)
+		mustCreateSession(t, s, laptop)
+
+		if err := s.DeleteDevice(t.Context(), alice, "PHONE"); err != nil {
+			t.Fatalf("DeleteDevice: %v", err)
+		}
+		// A new device of the same ID inherits none of them.
+		mustCreateSession(t, s, newSession(alice, "PHONE", "Phone", "a3", t1))
+		for _, tok := range []string{"r0", "r1", "r2"} {
+			wantRefreshErr(t, s, "a deleted device's refresh token", exchange(tok, "x", "y", t1), store.ErrNotFound)
+		}
+		mustSweep(t, s, t2.Add(time.Hour), 0)
+		findDevice(t, s, alice, "PHONE")
+		wantSession(t, s, hash("l0"), laptop.AccessToken, u)
+		mustRefresh(t, s, exchange("lr0", "l1", "lr1", t1))
+	}},
 }
 
 var deleteAllDevicesCases = []testCase{
@@ -288,5 +390,29 @@ var deleteAllDevicesCases = []testCase{
 				t.Fatalf("DeleteAllDevices(%s) = %d, want 0", userID, n)
 			}
 		}
+	}},
+	{"RefreshTokens", func(t *testing.T, s store.Store) {
+		a, b := newUser(alice), newUser(bob)
+		mustCreateUser(t, s, a)
+		mustCreateUser(t, s, b)
+		mustCreateSession(t, s, newRefreshSession(alice, "PHONE", "a0", "r0", t0))
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t0))
+		mustConfirm(t, s, "a1", t0)
+		mustRefresh(t, s, exchange("r1", "a2", "r2", t0))
+		mustCreateSession(t, s, newRefreshSession(alice, "LAPTOP", "l0", "lr0", t0))
+		bobs := newRefreshSession(bob, "PHONE", "b0", "br0", t0)
+		mustCreateSession(t, s, bobs)
+
+		if n, err := s.DeleteAllDevices(t.Context(), alice); err != nil || n != 2 {
+			t.Fatalf("DeleteAllDevices = %d, %v; want 2, nil", n, err)
+		}
+		mustCreateSession(t, s, newSession(alice, "PHONE", "Phone", "a3", t1))
+		mustCreateSession(t, s, newSession(alice, "LAPTOP", "Laptop", "l3", t1))
+		for _, tok := range []string{"r0", "r1", "r2", "lr0"} {
+			wantRefreshErr(t, s, "a deleted device's refresh token", exchange(tok, "x", "y", t1), store.ErrNotFound)
+		}
+		mustSweep(t, s, t2.Add(time.Hour), 0)
+		wantSession(t, s, hash("b0"), bobs.AccessToken, b)
+		mustRefresh(t, s, exchange("br0", "b1", "br1", t1))
 	}},
 }

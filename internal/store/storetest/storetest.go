@@ -39,6 +39,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListDevices", listDevicesCases},
 		{"DeleteDevice", deleteDeviceCases},
 		{"DeleteAllDevices", deleteAllDevicesCases},
+		{"RefreshSession", refreshSessionCases},
+		{"ConfirmAccessToken", confirmAccessTokenCases},
+		{"DeleteExpiredTokens", deleteExpiredTokensCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {
@@ -110,7 +113,7 @@ func mustAddThreePID(tb testing.TB, s store.Store, tp store.ThreePID) {
 }
 
 // sentinels are the errors a store may return by contract.
-var sentinels = []error{store.ErrNotFound, store.ErrConflict}
+var sentinels = []error{store.ErrNotFound, store.ErrConflict, store.ErrTokenExpired, store.ErrTokenReplayed}
 
 // wantErr fails unless err is want and no other sentinel.
 func wantErr(tb testing.TB, what string, err, want error) {
@@ -179,7 +182,8 @@ func wantDevices(tb testing.TB, what string, got, want []store.Device) {
 func wantToken(tb testing.TB, what string, got, want store.AccessToken) {
 	tb.Helper()
 	if got.Hash != want.Hash || got.UserID != want.UserID || got.DeviceID != want.DeviceID ||
-		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.ExpiresAt, want.ExpiresAt) {
+		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.ExpiresAt, want.ExpiresAt) ||
+		got.Pending != want.Pending {
 		tb.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }

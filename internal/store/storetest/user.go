@@ -312,6 +312,29 @@ var deactivateUserCases = []testCase{
 		wantDevices(t, "other user's devices", listDevices(t, s, bob), []store.Device{other.Device})
 		wantSession(t, s, hash("b1"), other.AccessToken, b)
 	}},
+	{"RefreshTokens", func(t *testing.T, s store.Store) {
+		a, b := newUser(alice), newUser(bob)
+		mustCreateUser(t, s, a)
+		mustCreateUser(t, s, b)
+		mustCreateSession(t, s, newRefreshSession(alice, "PHONE", "a0", "r0", t0))
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t0))
+		mustConfirm(t, s, "a1", t0)
+		mustRefresh(t, s, exchange("r1", "a2", "r2", t0))
+		bobs := newRefreshSession(bob, "PHONE", "b0", "br0", t0)
+		mustCreateSession(t, s, bobs)
+
+		if err := s.DeactivateUser(t.Context(), alice, t1); err != nil {
+			t.Fatalf("DeactivateUser: %v", err)
+		}
+		// Even a device recreated under the same ID inherits no token.
+		mustCreateSession(t, s, newSession(alice, "PHONE", "Phone", "a3", t1))
+		for _, tok := range []string{"r0", "r1", "r2"} {
+			wantRefreshErr(t, s, "a deactivated user's refresh token", exchange(tok, "x", "y", t1), store.ErrNotFound)
+		}
+		mustSweep(t, s, t2.Add(time.Hour), 0)
+		wantSession(t, s, hash("b0"), bobs.AccessToken, b)
+		mustRefresh(t, s, exchange("br0", "b1", "br1", t1))
+	}},
 	{"Twice", func(t *testing.T, s store.Store) {
 		mustCreateUser(t, s, newUser(alice))
 		if err := s.DeactivateUser(t.Context(), alice, t1); err != nil {
