@@ -1,9 +1,11 @@
 package main
 
 import (
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sqliteEnv(t *testing.T, vars ...string) func(string) string {
@@ -110,7 +112,7 @@ func TestServe_RefusesOldSchema(t *testing.T) {
 	wantErr(t, err, "run `authd migrate up` or set AUTHD_MIGRATE=true")
 	_, _, err = runCLI(t, getenv, "pw\n", "user", "create", "erin", "--password-stdin")
 	wantErr(t, err, "authd migrate up")
-	if out := mustCLI(t, getenv, "", "migrate", "version"); out != "schema version 0 of 1 (behind: run `authd migrate up`)\n" {
+	if out := mustCLI(t, getenv, "", "migrate", "version"); out != "schema version 0 of 2 (behind: run `authd migrate up`)\n" {
 		t.Fatalf("migrate version printed %q", out)
 	}
 }
@@ -124,4 +126,39 @@ func TestHealthcheck(t *testing.T) {
 	}
 	_, _, err := runCLI(t, env("AUTHD_LISTEN=127.0.0.1:1"), "", "healthcheck")
 	wantErr(t, err, "not ready")
+}
+
+func TestConfig_TokenLifetimes(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    []string
+		want    string // an error substring, "" for success
+		wantTTL time.Duration
+	}{
+		{"Defaults", nil, "", 5 * time.Minute},
+		{"Access", []string{"AUTHD_ACCESS_TOKEN_TTL=90s"}, "", 90 * time.Second},
+		{"AccessNone", []string{"AUTHD_ACCESS_TOKEN_TTL=none"}, "AUTHD_ACCESS_TOKEN_TTL", 0},
+		{"AccessTiny", []string{"AUTHD_ACCESS_TOKEN_TTL=10ms"}, "AUTHD_ACCESS_TOKEN_TTL", 0},
+		{"RefreshNegative", []string{"AUTHD_REFRESH_TOKEN_TTL=-1h"}, "AUTHD_REFRESH_TOKEN_TTL", 0},
+		{"NonRefreshableJunk", []string{"AUTHD_NON_REFRESHABLE_TOKEN_TTL=forever"}, "AUTHD_NON_REFRESHABLE_TOKEN_TTL", 0},
+		{"RefreshSwitch", []string{"AUTHD_REFRESH_TOKENS=maybe"}, "AUTHD_REFRESH_TOKENS", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c config
+			fs := newFlagSet("test", io.Discard)
+			check := c.flags(fs, env(tt.vars...), "AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL")
+			if err := fs.Parse(nil); err != nil {
+				t.Fatal(err)
+			}
+			err := check()
+			if tt.want != "" {
+				wantErr(t, err, tt.want)
+				return
+			}
+			if err != nil || c.Tokens.AccessTTL != tt.wantTTL || !c.Tokens.Refresh || c.Tokens.RefreshTTL != 0 || c.Tokens.NonRefreshableTTL != 0 {
+				t.Fatalf("config = %+v, %v", c.Tokens, err)
+			}
+		})
+	}
 }

@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/authd/authd/internal/api"
 )
 
 // config is authd's configuration, read once from AUTHD_* variables and the
@@ -22,6 +25,7 @@ type config struct {
 	BcryptCost  int
 	RateLimit   bool
 	PublicBase  string
+	Tokens      api.TokenPolicy
 	Versions    bool
 	LogFormat   string
 	LogLevel    string
@@ -45,6 +49,10 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		{"AUTHD_MIGRATE", "false", "apply pending schema migrations at start"},
 		{"AUTHD_BCRYPT_COST", "12", "bcrypt cost of new password hashes (4-31)"},
 		{"AUTHD_RATELIMIT", "on", "rate-limit logins per client IP (on|off)"},
+		{"AUTHD_REFRESH_TOKENS", "on", "issue refresh tokens to logins that ask for them (on|off)"},
+		{"AUTHD_ACCESS_TOKEN_TTL", "5m", "lifetime of access tokens issued with a refresh token"},
+		{"AUTHD_REFRESH_TOKEN_TTL", "none", "lifetime of refresh tokens (none: no expiry)"},
+		{"AUTHD_NON_REFRESHABLE_TOKEN_TTL", "none", "lifetime of access tokens issued without a refresh token (none: no expiry)"},
 		{"AUTHD_PUBLIC_BASEURL", "", "the homeserver's public base URL, sent as well_known at login (empty: not sent)"},
 		{"AUTHD_SERVE_VERSIONS", "false", "serve GET /_matrix/client/versions (standalone use)"},
 		{"AUTHD_LOG_FORMAT", "text", "log format (text|json)"},
@@ -104,14 +112,38 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			c.BcryptCost = n
 		}
 		if v, ok := get("AUTHD_RATELIMIT"); ok {
-			switch strings.ToLower(v) {
-			case "on", "true", "1":
-				c.RateLimit = true
-			case "off", "false", "0":
-				c.RateLimit = false
-			default:
-				errs = append(errs, fmt.Errorf("AUTHD_RATELIMIT: %q is not on or off", v))
+			b, err := parseOnOff(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_RATELIMIT: %w", err))
 			}
+			c.RateLimit = b
+		}
+		if v, ok := get("AUTHD_REFRESH_TOKENS"); ok {
+			b, err := parseOnOff(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_REFRESH_TOKENS: %w", err))
+			}
+			c.Tokens.Refresh = b
+		}
+		ttls := []struct {
+			name     string
+			dst      *time.Duration
+			required bool
+		}{
+			{"AUTHD_ACCESS_TOKEN_TTL", &c.Tokens.AccessTTL, true},
+			{"AUTHD_REFRESH_TOKEN_TTL", &c.Tokens.RefreshTTL, false},
+			{"AUTHD_NON_REFRESHABLE_TOKEN_TTL", &c.Tokens.NonRefreshableTTL, false},
+		}
+		for _, ttl := range ttls {
+			v, ok := get(ttl.name)
+			if !ok {
+				continue
+			}
+			d, err := parseTTL(v, ttl.required)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", ttl.name, err))
+			}
+			*ttl.dst = d
 		}
 		if v, ok := get("AUTHD_PUBLIC_BASEURL"); ok && v != "" {
 			u, err := url.Parse(v)
@@ -143,6 +175,32 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		}
 		return errors.Join(errs...)
 	}
+}
+
+func parseOnOff(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on", "true", "1":
+		return true, nil
+	case "off", "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not on or off", v)
+}
+
+// parseTTL reads a token lifetime: a Go duration of at least a second
+// ("90s", "5m", "720h"), or "none" for no expiry where that is allowed.
+func parseTTL(v string, required bool) (time.Duration, error) {
+	if !required && (v == "none" || v == "0" || v == "") {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Second {
+		if required {
+			return 0, fmt.Errorf("%q is not a duration of at least 1s, such as 5m", v)
+		}
+		return 0, fmt.Errorf("%q is not none or a duration of at least 1s, such as 720h", v)
+	}
+	return d, nil
 }
 
 // flagName turns AUTHD_DATABASE_URL into database-url.

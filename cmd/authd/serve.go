@@ -28,6 +28,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet("serve", env.stderr)
 	validate := cfg.flags(fs, env.getenv, "AUTHD_SERVER_NAME", "AUTHD_LISTEN", "AUTHD_DATABASE_URL",
 		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_RATELIMIT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
+		"AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL",
 		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,6 +63,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		Store:         st,
 		Hasher:        hasher,
 		ServerName:    cfg.ServerName,
+		Tokens:        cfg.Tokens,
 		PublicBaseURL: cfg.PublicBase,
 		ServeVersions: cfg.Versions,
 		Logger:        log,
@@ -97,6 +99,16 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	sweepDone := make(chan struct{})
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	go func() {
+		defer close(sweepDone)
+		sweep(sweepCtx, st, log, sweepInterval, tokenRetention, time.Now)
+	}()
+	defer func() {
+		stopSweep()
+		<-sweepDone
+	}()
 	select {
 	case err := <-errc:
 		return err

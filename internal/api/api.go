@@ -32,6 +32,8 @@ type Deps struct {
 	// ServerName is the homeserver's server name, the domain of every
 	// local user ID.
 	ServerName string
+	// Tokens sets token lifetimes and whether refresh tokens are issued.
+	Tokens TokenPolicy
 	// PublicBaseURL, when set, is the homeserver's public base URL (the
 	// reverse proxy), sent as well_known in login responses so that clients
 	// reconfigure themselves. Never an internal address.
@@ -52,6 +54,27 @@ type Deps struct {
 	Now func() time.Time
 }
 
+// DefaultAccessTTL is the lifetime of refreshable access tokens when the
+// policy names none.
+const DefaultAccessTTL = 5 * time.Minute
+
+// TokenPolicy sets the lifetimes of the tokens login and refresh issue.
+// A zero duration means the token does not expire.
+type TokenPolicy struct {
+	// Refresh issues a refresh token to a login that asks for one
+	// ("refresh_token": true); otherwise such a login gets a
+	// non-refreshable token.
+	Refresh bool
+	// AccessTTL is the lifetime of access tokens issued with a refresh
+	// token. It must be positive when Refresh is on.
+	AccessTTL time.Duration
+	// RefreshTTL is the lifetime of refresh tokens.
+	RefreshTTL time.Duration
+	// NonRefreshableTTL is the lifetime of access tokens issued without a
+	// refresh token.
+	NonRefreshableTTL time.Duration
+}
+
 type api struct {
 	Deps
 	log *slog.Logger
@@ -65,6 +88,9 @@ func New(d Deps) http.Handler {
 	}
 	if a.Now == nil {
 		a.Now = time.Now
+	}
+	if a.Tokens.AccessTTL <= 0 {
+		a.Tokens.AccessTTL = DefaultAccessTTL
 	}
 
 	r := chi.NewRouter()
@@ -84,6 +110,10 @@ func New(d Deps) http.Handler {
 		r.Route(prefix, func(r chi.Router) {
 			r.Get("/login", a.handleLoginFlows)
 			r.Post("/login", a.handleLogin)
+			// Refresh is authenticated by the refresh token alone: any
+			// Authorization header (matrix-js-sdk sends the stale access
+			// token) is ignored.
+			r.Post("/refresh", a.handleRefresh)
 			r.Group(func(r chi.Router) {
 				// Logout must work with an expired token, so that a
 				// soft-logged-out client can still clean up its device.
@@ -97,6 +127,11 @@ func New(d Deps) http.Handler {
 			})
 		})
 	}
+	// Synapse before 1.72 served /refresh under v1 only, and matrix-js-sdk
+	// falls back to it on M_UNRECOGNIZED.
+	r.Post("/_matrix/client/v1/refresh", a.handleRefresh)
+	// The r0.2.0 seed's exchange, which predates the v3 API.
+	r.Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)
 	return r
 }
 

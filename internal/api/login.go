@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/authd/authd/internal/store"
-	"github.com/authd/authd/internal/token"
 )
 
 const (
@@ -44,6 +43,10 @@ type loginResponse struct {
 	// HomeServer is deprecated in the spec but named by the r0.2.0 seed
 	// and checked by SyTest: it is the server name.
 	HomeServer string `json:"home_server"`
+	// RefreshToken and ExpiresInMS are sent only when the login opted in
+	// to refresh (or, for ExpiresInMS, when every token expires).
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresInMS  int64  `json:"expires_in_ms,omitempty"`
 	// WellKnown is sent only when a public base URL is configured.
 	WellKnown *wellKnown `json:"well_known,omitempty"`
 }
@@ -62,6 +65,7 @@ type loginRequest struct {
 	password    string
 	deviceID    string // "" when the client did not choose one
 	displayName string
+	refresh     bool // the client asked for a refresh token
 }
 
 // loginIdentity is who a login claims to be: a user ID or localpart, or a
@@ -109,9 +113,9 @@ func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	access := token.New(token.Access)
 	now := a.Now().UTC()
-	err = a.Store.CreateSession(r.Context(), store.NewSession{
+	pair := a.newPair(now, req.refresh && a.Tokens.Refresh)
+	sess := store.NewSession{
 		Device: store.Device{
 			UserID:      u.ID,
 			ID:          deviceID,
@@ -119,22 +123,23 @@ func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 			CreatedAt:   now,
 			LastSeenAt:  now,
 		},
-		AccessToken: store.AccessToken{
-			Hash:      token.Hash(access),
-			UserID:    u.ID,
-			DeviceID:  deviceID,
-			CreatedAt: now,
-		},
-	})
-	if err != nil {
+		AccessToken: pair.accessRow(u.ID, deviceID),
+	}
+	if pair.refresh != "" {
+		rt := pair.refreshRow(u.ID, deviceID)
+		sess.RefreshToken = &rt
+	}
+	if err := a.Store.CreateSession(r.Context(), sess); err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	resp := loginResponse{
-		UserID:      u.ID,
-		AccessToken: access,
-		DeviceID:    deviceID,
-		HomeServer:  a.ServerName,
+		UserID:       u.ID,
+		AccessToken:  pair.access,
+		RefreshToken: pair.refresh,
+		ExpiresInMS:  pair.expiresInMS(),
+		DeviceID:     deviceID,
+		HomeServer:   a.ServerName,
 	}
 	if a.PublicBaseURL != "" {
 		resp.WellKnown = &wellKnown{Homeserver: baseURL{BaseURL: a.PublicBaseURL}}
@@ -163,10 +168,8 @@ func parseLogin(body jsonObject) (loginRequest, error) {
 	}
 	req.password = pw
 
-	if body.present("refresh_token") {
-		if _, _, err := body.boolean("refresh_token"); err != nil {
-			return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "`refresh_token` should be true or false.")
-		}
+	if req.refresh, _, err = body.boolean("refresh_token"); err != nil {
+		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "`refresh_token` should be true or false.")
 	}
 	if req.deviceID, _, err = body.str("device_id"); err != nil {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: device_id")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,9 +124,30 @@ func (a *api) requireAuth(allowExpired bool) func(http.Handler) http.Handler {
 				a.writeError(w, r, errExpiredToken)
 				return
 			}
+			// The first use of a pair issued by /refresh retires the refresh
+			// token it was issued for, and every other pair of the device.
+			if s.AccessToken.Pending {
+				err := a.Store.ConfirmAccessToken(r.Context(), s.AccessToken.Hash, a.Now().UTC())
+				if errors.Is(err, store.ErrNotFound) {
+					a.writeError(w, r, errUnknownToken)
+					return
+				}
+				if err != nil {
+					a.writeError(w, r, err)
+					return
+				}
+				s.AccessToken.Pending = false
+			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 		})
 	}
+}
+
+// tokenLogID names a token in logs by the first bytes of its SHA-256, which
+// tells tokens apart without revealing them.
+func tokenLogID(tok string) string {
+	h := token.Hash(tok)
+	return hex.EncodeToString(h[:4])
 }
 
 // accessToken reads the access token from the Authorization header or the
