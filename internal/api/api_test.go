@@ -116,8 +116,9 @@ func (r response) str(key string) string {
 	return s
 }
 
-// do sends a request through the real router. body "" sends no body;
-// headers are "Name: value" strings.
+// do sends a request through the real router and checks the response
+// against the vendored Matrix v1.19 schemas (checkSpec). body "" sends no
+// body; headers are "Name: value" strings.
 func (h *harness) do(method, path, body string, headers ...string) response {
 	h.t.Helper()
 	var rd io.Reader
@@ -135,6 +136,8 @@ func (h *harness) do(method, path, body string, headers ...string) response {
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		h.t.Fatalf("%s %s: Content-Type %q, want application/json", method, path, ct)
 	}
+	// Every response must also match the Matrix spec's own schema.
+	checkSpec(h.t, req, rec.Result())
 	if res.raw != "" {
 		if err := json.Unmarshal(rec.Body.Bytes(), &res.body); err != nil {
 			h.t.Fatalf("%s %s: body %q is not a JSON object: %v", method, path, res.raw, err)
