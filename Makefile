@@ -7,11 +7,11 @@ BIN := bin/authd
 AUTHD_TEST_DATABASE_URL ?=
 PG_URL_FROM_VIRTUALENV := postgres://$$PGUSER:$$PGPASSWORD@$$PGHOST:$$PGPORT/$$PGDATABASE?sslmode=disable
 
-.PHONY: help build run test test-go lint fmt clean
+.PHONY: help build run test test-go e2e lint fmt clean
 
 # help: list the targets with their one-line descriptions.
 help:
-	@grep -E '^# [a-z-]+:' Makefile | sed 's/^# //'
+	@grep -E '^# [a-z0-9-]+:' Makefile | sed 's/^# //'
 
 # build: compile the authd binary into bin/authd (static, no cgo).
 build:
@@ -25,7 +25,7 @@ run: build
 test:
 ifeq ($(strip $(AUTHD_TEST_DATABASE_URL)),)
 	@command -v pg_virtualenv >/dev/null || { echo "make test: needs Postgres: install postgresql and postgresql-common (pg_virtualenv), or set AUTHD_TEST_DATABASE_URL=postgres://..." >&2; exit 1; }
-	pg_virtualenv sh -c 'AUTHD_TEST_DATABASE_URL="$(PG_URL_FROM_VIRTUALENV)" $(MAKE) --no-print-directory test-go'
+	pg_virtualenv -t sh -c 'AUTHD_TEST_DATABASE_URL="$(PG_URL_FROM_VIRTUALENV)" $(MAKE) --no-print-directory test-go'
 else
 	$(MAKE) --no-print-directory test-go
 endif
@@ -33,6 +33,10 @@ endif
 # test-go: go test -race ./... against the Postgres in AUTHD_TEST_DATABASE_URL.
 test-go:
 	$(GO) test -race -count=1 ./...
+
+# e2e: matrix-js-sdk in Node and headless Chromium against bin/authd on a throwaway Postgres (e2e/run.sh).
+e2e:
+	bash e2e/run.sh
 
 # lint: gofmt, go vet and staticcheck (pinned as a Go tool in go.mod).
 lint:
