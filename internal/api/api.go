@@ -47,6 +47,9 @@ type Deps struct {
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
+	// Observer counts requests, logins, rate limiting and hashing; nil
+	// counts nothing.
+	Observer Observer
 	// Logger receives one line per request and every internal error;
 	// nil discards.
 	Logger *slog.Logger
@@ -89,6 +92,9 @@ func New(d Deps) http.Handler {
 	if a.Now == nil {
 		a.Now = time.Now
 	}
+	if a.Observer == nil {
+		a.Observer = nopObserver{}
+	}
 	if a.Tokens.AccessTTL <= 0 {
 		a.Tokens.AccessTTL = DefaultAccessTTL
 	}
@@ -103,6 +109,10 @@ func New(d Deps) http.Handler {
 	}
 	r.Get("/healthz", a.handleHealthz)
 	r.Get("/readyz", a.handleReadyz)
+	// Forward auth for the proxy, in front of every other Matrix request.
+	// The proxy passes the original request's headers (and, for a
+	// query-string token, its URI) along.
+	r.With(a.requireAuth(false)).Get("/_authd/verify", a.handleVerify)
 
 	// r0 and v3 are one API (spec v1.1 re-versioned r0 to v3); old bots
 	// still use r0.

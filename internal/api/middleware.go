@@ -44,6 +44,7 @@ func (a *api) logRequests(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := time.Now()
 		next.ServeHTTP(ww, r)
+		a.Observer.Request(routePattern(r), r.Method, ww.Status(), time.Since(start))
 		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
 			slog.String("route", routePattern(r)),

@@ -1,0 +1,31 @@
+package api
+
+import "time"
+
+// Observer receives the events authd counts. The metrics package implements
+// it; a nil Observer in Deps counts nothing. Label values are fixed strings
+// from this package, never client input or secrets.
+type Observer interface {
+	// Request is called once per request with its route pattern (or
+	// "unmatched"), method, status and duration.
+	Request(route, method string, status int, d time.Duration)
+	// LoginAttempt counts a POST /login by outcome: "success",
+	// "forbidden", "deactivated", "bad_request", "rate_limited",
+	// "hash_busy" or "error".
+	LoginAttempt(outcome string)
+	// RateLimited counts a request refused by a rate-limit rule: "ip",
+	// "account_failed", "account_success" or "refresh_ip".
+	RateLimited(rule string)
+	// HashWait is how long a password check waited for a hashing slot.
+	HashWait(d time.Duration)
+	// HashDuration is how long one password check (or dummy check) took.
+	HashDuration(d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(string, string, int, time.Duration) {}
+func (nopObserver) LoginAttempt(string)                        {}
+func (nopObserver) RateLimited(string)                         {}
+func (nopObserver) HashWait(time.Duration)                     {}
+func (nopObserver) HashDuration(time.Duration)                 {}
