@@ -41,6 +41,25 @@ type Hasher struct {
 	// dummy is a hash of a password no login sends, at this cost, made on
 	// first use (see Warm).
 	dummy func() []byte
+	// onCompare, when set, is told the cost of every bcrypt comparison.
+	onCompare func(cost int)
+}
+
+// SetCompareHook makes the Hasher call fn with the cost of every bcrypt
+// comparison it performs, dummy ones included: the work a login costs,
+// which tests and metrics count. Call it before the Hasher is used.
+func (h *Hasher) SetCompareHook(fn func(cost int)) { h.onCompare = fn }
+
+// compare runs one bcrypt comparison and reports it to the hook.
+func (h *Hasher) compare(hash, password []byte) error {
+	if h.onCompare != nil {
+		cost, err := bcrypt.Cost(hash)
+		if err != nil {
+			cost = 0
+		}
+		h.onCompare(cost)
+	}
+	return bcrypt.CompareHashAndPassword(hash, password)
 }
 
 // NewHasher returns a Hasher at the given bcrypt cost (4 to 31). The pepper
@@ -105,7 +124,7 @@ func (h *Hasher) Verify(hash, password string) (Result, error) {
 	switch {
 	case strings.HasPrefix(hash, prefixV1):
 		inner := []byte(hash[len(prefixV1):])
-		err := bcrypt.CompareHashAndPassword(inner, h.prehash(password))
+		err := h.compare(inner, h.prehash(password))
 		if err != nil {
 			return mismatch(err)
 		}
@@ -118,7 +137,7 @@ func (h *Hasher) Verify(hash, password string) (Result, error) {
 			h.VerifyDummy()
 			return Result{}, nil
 		}
-		if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); err != nil {
+		if err := h.compare([]byte(hash), []byte(password)); err != nil {
 			return mismatch(err)
 		}
 		return Result{OK: true, NeedsRehash: true}, nil
@@ -132,7 +151,7 @@ func (h *Hasher) Verify(hash, password string) (Result, error) {
 // matches. Login calls it for unknown users so that they cost the same time
 // as a wrong password.
 func (h *Hasher) VerifyDummy() {
-	_ = bcrypt.CompareHashAndPassword(h.dummy(), h.prehash("x"))
+	_ = h.compare(h.dummy(), h.prehash("x"))
 }
 
 func mismatch(err error) (Result, error) {

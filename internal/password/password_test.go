@@ -153,3 +153,27 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// Every path through Verify costs exactly one comparison at the hash's
+// cost; an unknown user (VerifyDummy), a too-long password and an unusable
+// hash cost one at the configured cost.
+func TestHasher_CompareHook(t *testing.T) {
+	h := newHasher(t, bcrypt.MinCost+1, "")
+	var costs []int
+	h.SetCompareHook(func(cost int) { costs = append(costs, cost) })
+	hash, _ := h.Hash("pw")
+	want := bcrypt.MinCost + 1
+	for name, run := range map[string]func(){
+		"Right":   func() { h.Verify(hash, "pw") },
+		"Wrong":   func() { h.Verify(hash, "nope") },
+		"Dummy":   func() { h.VerifyDummy() },
+		"TooLong": func() { h.Verify(hash, strings.Repeat("x", MaxLen+1)) },
+		"Garbage": func() { h.Verify("plaintext", "pw") },
+	} {
+		costs = nil
+		run()
+		if len(costs) != 1 || costs[0] != want {
+			t.Fatalf("%s: comparisons at costs %v, want exactly one at %d", name, costs, want)
+		}
+	}
+}

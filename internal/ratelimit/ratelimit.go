@@ -5,7 +5,11 @@
 package ratelimit
 
 import (
+	"container/list"
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +26,29 @@ type Rule struct {
 // Enabled reports whether the rule limits anything; a zero rule does not.
 func (r Rule) Enabled() bool { return r.Burst > 0 && r.Every > 0 }
 
+// String writes the rule as ParseRule reads it.
+func (r Rule) String() string {
+	if !r.Enabled() {
+		return "off"
+	}
+	return strconv.Itoa(r.Burst) + "/" + r.Every.String()
+}
+
+// ParseRule reads "BURST/EVERY" (e.g. "10/5s": ten at once, then one every
+// five seconds) or "off".
+func ParseRule(s string) (Rule, error) {
+	if s == "off" {
+		return Rule{}, nil
+	}
+	b, e, ok := strings.Cut(s, "/")
+	burst, err1 := strconv.Atoi(b)
+	every, err2 := time.ParseDuration(e)
+	if !ok || err1 != nil || err2 != nil || burst < 1 || every <= 0 {
+		return Rule{}, fmt.Errorf("%q is not off or BURST/PERIOD such as 10/5s", s)
+	}
+	return Rule{Burst: burst, Every: every}, nil
+}
+
 // Decision is the answer of a Limiter.
 type Decision struct {
 	Allowed bool
@@ -30,40 +57,59 @@ type Decision struct {
 	RetryAfter time.Duration
 }
 
-// Limiter rate-limits actions by key under one Rule.
+// Limiter rate-limits actions by key under one Rule. Every method errs only
+// when the limiter's backend fails.
 type Limiter interface {
 	// Allow consumes one action for key if the rule allows it now, and
-	// otherwise says how long to wait. It errs only when the limiter's
-	// backend fails.
+	// otherwise says how long to wait.
 	Allow(ctx context.Context, key string) (Decision, error)
+	// Peek says whether Allow would allow an action for key now, without
+	// consuming it.
+	Peek(ctx context.Context, key string) (Decision, error)
+	// Undo gives back one action that Allow consumed for key, as when a
+	// rule on failed attempts learns that the attempt succeeded, or that it
+	// never ran.
+	Undo(ctx context.Context, key string) error
 }
 
-// Memory is an in-process Limiter. Buckets that have refilled completely
-// hold no information and are dropped, so memory follows the number of keys
-// seen recently, not ever.
-type Memory struct {
-	rule Rule
-	now  func() time.Time
+// DefaultMaxKeys bounds the keys a Memory limiter tracks.
+const DefaultMaxKeys = 100_000
 
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	nextSweep time.Time
+// Memory is an in-process Limiter. Its memory is bounded: buckets that have
+// refilled completely hold no information and are dropped, and past
+// MaxKeys buckets the least recently used one is dropped (which forgives
+// that key's debt: a flood of a million distinct keys can reset old ones,
+// which is the price of a bounded in-process limiter; a shared backend has
+// no such limit).
+type Memory struct {
+	rule    Rule
+	now     func() time.Time
+	maxKeys int
+
+	mu      sync.Mutex
+	buckets map[string]*list.Element // of *bucket, most recently used first
+	lru     *list.List
 }
 
 type bucket struct {
+	key  string
 	lim  *rate.Limiter
 	last time.Time
 }
 
 var _ Limiter = (*Memory)(nil)
 
-// NewMemory returns an in-process limiter for rule. now is the clock; nil
+// NewMemory returns an in-process limiter for rule that tracks at most
+// maxKeys keys (DefaultMaxKeys when maxKeys <= 0). now is the clock; nil
 // means time.Now. A rule that is not Enabled allows everything.
-func NewMemory(rule Rule, now func() time.Time) *Memory {
+func NewMemory(rule Rule, maxKeys int, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{rule: rule, now: now, buckets: make(map[string]*bucket)}
+	if maxKeys <= 0 {
+		maxKeys = DefaultMaxKeys
+	}
+	return &Memory{rule: rule, now: now, maxKeys: maxKeys, buckets: make(map[string]*list.Element), lru: list.New()}
 }
 
 // Allow implements Limiter.
@@ -74,21 +120,54 @@ func (m *Memory) Allow(_ context.Context, key string) (Decision, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweep(now)
-	b, ok := m.buckets[key]
-	if !ok {
-		b = &bucket{lim: rate.NewLimiter(rate.Every(m.rule.Every), m.rule.Burst)}
-		m.buckets[key] = b
-	}
-	b.last = now
+	b := m.bucket(key, now)
 	r := b.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		// Round up to the millisecond: clients are told retry_after_ms,
-		// and x/time/rate's float arithmetic leaves nanosecond residue.
-		return Decision{RetryAfter: (d + time.Millisecond - 1).Truncate(time.Millisecond)}, nil
+		return Decision{RetryAfter: roundUp(d)}, nil
 	}
 	return Decision{Allowed: true}, nil
+}
+
+// Peek implements Limiter.
+func (m *Memory) Peek(_ context.Context, key string) (Decision, error) {
+	if !m.rule.Enabled() {
+		return Decision{Allowed: true}, nil
+	}
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.buckets[key]
+	if !ok {
+		return Decision{Allowed: true}, nil
+	}
+	tokens := e.Value.(*bucket).lim.TokensAt(now)
+	if tokens >= 1 {
+		return Decision{Allowed: true}, nil
+	}
+	return Decision{RetryAfter: roundUp(time.Duration((1 - tokens) * float64(m.rule.Every)))}, nil
+}
+
+// Undo implements Limiter.
+func (m *Memory) Undo(_ context.Context, key string) error {
+	if !m.rule.Enabled() {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.buckets[key]; ok {
+		b := e.Value.(*bucket)
+		now := m.now()
+		// Reservation.CancelAt gives nothing back once the reservation's
+		// time has passed, which it has for any action already allowed. A
+		// reservation of -1 adds the action back instead; x/time/rate caps
+		// the bucket at its burst again on its next use, so a full bucket
+		// gains nothing.
+		if b.lim.TokensAt(now) < float64(m.rule.Burst) {
+			b.lim.AllowN(now, -1)
+		}
+	}
+	return nil
 }
 
 // Len returns the number of buckets held, for tests and metrics.
@@ -98,17 +177,31 @@ func (m *Memory) Len() int {
 	return len(m.buckets)
 }
 
-// sweep drops buckets untouched for long enough to have refilled: forgetting
-// them changes no decision. It runs at most once per refill period.
-func (m *Memory) sweep(now time.Time) {
-	if now.Before(m.nextSweep) {
-		return
+// bucket returns key's bucket, creating it, and marks it used now. It drops
+// refilled buckets from the old end, then the oldest if still too many.
+func (m *Memory) bucket(key string, now time.Time) *bucket {
+	if e, ok := m.buckets[key]; ok {
+		b := e.Value.(*bucket)
+		b.last = now
+		m.lru.MoveToFront(e)
+		return b
 	}
 	full := time.Duration(m.rule.Burst) * m.rule.Every
-	for k, b := range m.buckets {
-		if now.Sub(b.last) >= full {
-			delete(m.buckets, k)
+	for e := m.lru.Back(); e != nil; e = m.lru.Back() {
+		b := e.Value.(*bucket)
+		if now.Sub(b.last) < full && m.lru.Len() < m.maxKeys {
+			break
 		}
+		m.lru.Remove(e)
+		delete(m.buckets, b.key)
 	}
-	m.nextSweep = now.Add(m.rule.Every)
+	b := &bucket{key: key, lim: rate.NewLimiter(rate.Every(m.rule.Every), m.rule.Burst), last: now}
+	m.buckets[key] = m.lru.PushFront(b)
+	return b
+}
+
+// roundUp rounds d up to the millisecond: clients are told retry_after_ms,
+// and x/time/rate's float arithmetic leaves nanosecond residue.
+func roundUp(d time.Duration) time.Duration {
+	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"strings"
+	"unicode"
 
 	"golang.org/x/text/cases"
 )
@@ -21,7 +22,8 @@ func CanonicalAddress(medium Medium, address string) (string, error) {
 	}
 	address = strings.TrimSpace(address)
 	local, domain, ok := strings.Cut(address, "@")
-	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || len(address) > 254 {
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || len(address) > 254 ||
+		strings.ContainsFunc(address, unicode.IsControl) {
 		return "", ErrInvalidAddress
 	}
 	return cases.Fold().String(local) + "@" + strings.ToLower(domain), nil

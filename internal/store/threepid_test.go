@@ -19,6 +19,8 @@ func TestCanonicalAddress(t *testing.T) {
 		{"NoAt", MediumEmail, "alice.example.org", "", true},
 		{"TwoAts", MediumEmail, "a@b@c", "", true},
 		{"EmptyLocal", MediumEmail, "@example.org", "", true},
+		{"NUL", MediumEmail, "al\x00ice@example.org", "", true},
+		{"Newline", MediumEmail, "alice@example.org\nBcc: x", "", true},
 		{"MSISDN", MediumMSISDN, "447700900123", "", true},
 		{"UnknownMedium", Medium("carrier-pigeon"), "a@b", "", true},
 	}

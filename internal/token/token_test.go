@@ -106,3 +106,23 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+// FuzzCheck: Check never panics, accepts nothing that New could not have
+// made, and accepts whatever New makes.
+func FuzzCheck(f *testing.F) {
+	f.Add(New(Access))
+	f.Add(New(Refresh))
+	f.Add("ada__")
+	f.Add("syt_YWxpY2U_XmVyvNhsdNgNPImcCkRm_0VZ8QG")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, kind := range []Kind{Access, Refresh} {
+			if Check(kind, s) != nil {
+				continue
+			}
+			if len(s) != MaxLen || !strings.HasPrefix(s, string(kind)+"_") || s[MaxLen-checksumLen:] != checksum(s[:MaxLen-checksumLen-1]) {
+				t.Fatalf("Check accepted %q as %s", s, kind)
+			}
+		}
+	})
+}
