@@ -29,6 +29,13 @@ var ErrTokenReplayed = errors.New("refresh token replayed")
 // user ID or third-party address that is already taken.
 var ErrConflict = errors.New("conflict")
 
+// ErrUnavailable is returned (wrapping the driver's error) when the database
+// cannot be reached or cannot serve right now: the connection was refused or
+// lost, the server is starting or shutting down, or the file is locked or
+// unreadable. It is transient: the same call may succeed later. A call whose
+// context ended returns the context's error instead.
+var ErrUnavailable = errors.New("database unavailable")
+
 // User is a local account.
 type User struct {
 	// ID is the canonical, fully qualified Matrix user ID (@alice:example.org).
@@ -214,6 +221,11 @@ type SessionStore interface {
 	// DeleteAllDevices deletes every device and token of a user and returns
 	// how many devices it deleted (zero is not an error).
 	DeleteAllDevices(ctx context.Context, userID string) (int, error)
+	// CountActiveSessions returns how many devices hold an access token that
+	// has not expired at now (no expiry, or one after now), pending or not.
+	// A device with several such tokens (a refresh not yet confirmed) counts
+	// once.
+	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
 }
 
 // TokenSweeper deletes tokens nobody can use any more. It is the one

@@ -72,7 +72,7 @@ func (db *DB) MigrateUp(ctx context.Context) (err error) {
 func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
 	latest, err := latestVersion(migrations.FS, "postgres")
 	if err != nil {
-		return store.Schema{}, fmt.Errorf("postgres: schema status: %w", err)
+		return store.Schema{}, fmt.Errorf("postgres: schema status: %w", translate(err))
 	}
 	s := store.Schema{Latest: latest}
 	var version int64
@@ -82,7 +82,7 @@ func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
 	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == codeUndefinedTable:
 		return s, nil // nothing applied yet: migrate.ErrNilVersion
 	case err != nil:
-		return store.Schema{}, fmt.Errorf("postgres: schema status: %w", err)
+		return store.Schema{}, fmt.Errorf("postgres: schema status: %w", translate(err))
 	}
 	// golang-migrate records -1 (its NilVersion) when the first migration
 	// failed halfway: dirty, with no version applied.

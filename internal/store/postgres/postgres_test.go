@@ -3,7 +3,9 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"io/fs"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -304,6 +306,28 @@ func TestOpen(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "secret") {
 			t.Fatalf("Open error leaks the password: %q", err)
+		}
+		// serve retries an unreachable database at start.
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Open error = %q, want store.ErrUnavailable", err)
+		}
+	})
+
+	t.Run("NoSuchDatabase", func(t *testing.T) {
+		// The server answers, and waiting will not create the database:
+		// not ErrUnavailable, so serve stops with the message.
+		u, err := url.Parse(pgtest.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/authd_no_such_database"
+		db, err := postgres.Open(t.Context(), u.String())
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open of a missing database succeeded")
+		}
+		if errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Open of a missing database = %q, want an error other than ErrUnavailable", err)
 		}
 	})
 

@@ -169,7 +169,7 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 	} {
 		tag, err := db.pool.Exec(ctx, q, cutoff)
 		if err != nil {
-			return total, fmt.Errorf("postgres: delete expired tokens: %w", err)
+			return total, fmt.Errorf("postgres: delete expired tokens: %w", translate(err))
 		}
 		total += int(tag.RowsAffected())
 	}

@@ -106,13 +106,13 @@ func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, e
 	rows, err := db.pool.Query(ctx,
 		`SELECT `+deviceColumns+` FROM devices WHERE user_id = $1 ORDER BY device_id COLLATE "C"`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list devices: %w", err)
+		return nil, fmt.Errorf("postgres: list devices: %w", translate(err))
 	}
 	devices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Device, error) {
 		return scanDevice(row)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list devices: %w", err)
+		return nil, fmt.Errorf("postgres: list devices: %w", translate(err))
 	}
 	return devices, nil
 }
@@ -122,7 +122,7 @@ func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, e
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 	tag, err := db.pool.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
 	if err != nil {
-		return fmt.Errorf("postgres: delete device: %w", err)
+		return fmt.Errorf("postgres: delete device: %w", translate(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("postgres: delete device: %w", store.ErrNotFound)
@@ -135,7 +135,7 @@ func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 func (db *DB) DeleteAllDevices(ctx context.Context, userID string) (int, error) {
 	n, err := deleteDevices(ctx, db.pool, userID)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: delete all devices: %w", err)
+		return 0, fmt.Errorf("postgres: delete all devices: %w", translate(err))
 	}
 	return n, nil
 }
@@ -158,4 +158,20 @@ func scanDevice(row pgx.Row) (store.Device, error) {
 	d.CreatedAt = d.CreatedAt.UTC()
 	d.LastSeenAt = d.LastSeenAt.UTC()
 	return d, nil
+}
+
+// CountActiveSessions returns how many devices hold an access token that
+// has not expired at now.
+func (db *DB) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := db.pool.QueryRow(ctx,
+		`SELECT count(*) FROM (
+		   SELECT DISTINCT user_id, device_id FROM access_tokens
+		   WHERE expires_at IS NULL OR expires_at > $1
+		 ) active`, timestamp(now),
+	).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: count active sessions: %w", translate(err))
+	}
+	return n, nil
 }

@@ -56,11 +56,11 @@ func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error
 	rows, err := db.pool.Query(ctx,
 		`SELECT `+userColumns+` FROM users WHERE user_id_folded = $1`, store.FoldUserID(id))
 	if err != nil {
-		return store.User{}, fmt.Errorf("postgres: find user by login: %w", err)
+		return store.User{}, fmt.Errorf("postgres: find user by login: %w", translate(err))
 	}
 	users, err := pgx.CollectRows(rows, collectUser)
 	if err != nil {
-		return store.User{}, fmt.Errorf("postgres: find user by login: %w", err)
+		return store.User{}, fmt.Errorf("postgres: find user by login: %w", translate(err))
 	}
 	u, ok := pickLogin(users, id)
 	if !ok {
@@ -103,11 +103,11 @@ func (db *DB) FindUserByThreePID(ctx context.Context, medium store.Medium, addre
 func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY user_id COLLATE "C"`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list users: %w", err)
+		return nil, fmt.Errorf("postgres: list users: %w", translate(err))
 	}
 	users, err := pgx.CollectRows(rows, collectUser)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list users: %w", err)
+		return nil, fmt.Errorf("postgres: list users: %w", translate(err))
 	}
 	return users, nil
 }
@@ -117,7 +117,7 @@ func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
 	tag, err := db.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE user_id = $1`, userID, hash)
 	if err != nil {
-		return fmt.Errorf("postgres: update password hash: %w", err)
+		return fmt.Errorf("postgres: update password hash: %w", translate(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("postgres: update password hash: %w", store.ErrNotFound)
@@ -172,7 +172,7 @@ func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address s
 	tag, err := db.pool.Exec(ctx,
 		`DELETE FROM user_threepids WHERE medium = $1 AND address = $2`, string(medium), address)
 	if err != nil {
-		return fmt.Errorf("postgres: delete threepid: %w", err)
+		return fmt.Errorf("postgres: delete threepid: %w", translate(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("postgres: delete threepid: %w", store.ErrNotFound)
@@ -187,7 +187,7 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 		`SELECT medium, address, user_id, added_at FROM user_threepids
 		 WHERE user_id = $1 ORDER BY medium COLLATE "C", address COLLATE "C"`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list threepids: %w", err)
+		return nil, fmt.Errorf("postgres: list threepids: %w", translate(err))
 	}
 	threepids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ThreePID, error) {
 		var t store.ThreePID
@@ -200,7 +200,7 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 		return t, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list threepids: %w", err)
+		return nil, fmt.Errorf("postgres: list threepids: %w", translate(err))
 	}
 	return threepids, nil
 }

@@ -72,7 +72,7 @@ func (db *DB) MigrateUp(ctx context.Context) (err error) {
 func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
 	latest, err := latestVersion(migrations.FS, "sqlite")
 	if err != nil {
-		return store.Schema{}, fmt.Errorf("sqlite: schema status: %w", err)
+		return store.Schema{}, fmt.Errorf("sqlite: schema status: %w", translate(err))
 	}
 	s := store.Schema{Latest: latest}
 	// A missing table is SQLITE_ERROR, like any other bad query, so look
@@ -81,7 +81,7 @@ func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
 	if err := db.db.QueryRowContext(ctx,
 		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, migrationsTable,
 	).Scan(&tables); err != nil {
-		return store.Schema{}, fmt.Errorf("sqlite: schema status: %w", err)
+		return store.Schema{}, fmt.Errorf("sqlite: schema status: %w", translate(err))
 	}
 	if tables == 0 {
 		return s, nil // nothing applied yet: migrate.ErrNilVersion
@@ -89,7 +89,7 @@ func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
 	var version int64
 	err = db.db.QueryRowContext(ctx, `SELECT version, dirty FROM `+migrationsTable+` LIMIT 1`).Scan(&version, &s.Dirty)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return store.Schema{}, fmt.Errorf("sqlite: schema status: %w", err)
+		return store.Schema{}, fmt.Errorf("sqlite: schema status: %w", translate(err))
 	}
 	// golang-migrate records -1 (its NilVersion) when the first migration
 	// failed halfway: dirty, with no version applied.

@@ -162,7 +162,7 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete expired tokens: %w", err)
+		return 0, fmt.Errorf("sqlite: delete expired tokens: %w", translate(err))
 	}
 	return total, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/authd/authd/internal/store"
 )
@@ -103,19 +104,19 @@ func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, e
 	rows, err := db.db.QueryContext(ctx,
 		`SELECT `+deviceColumns+` FROM devices WHERE user_id = ? ORDER BY device_id`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+		return nil, fmt.Errorf("sqlite: list devices: %w", translate(err))
 	}
 	defer rows.Close()
 	devices := []store.Device{}
 	for rows.Next() {
 		d, err := scanDevice(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list devices: %w", err)
+			return nil, fmt.Errorf("sqlite: list devices: %w", translate(err))
 		}
 		devices = append(devices, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list devices: %w", err)
+		return nil, fmt.Errorf("sqlite: list devices: %w", translate(err))
 	}
 	return devices, nil
 }
@@ -125,11 +126,11 @@ func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, e
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 	res, err := db.db.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
 	if err != nil {
-		return fmt.Errorf("sqlite: delete device: %w", err)
+		return fmt.Errorf("sqlite: delete device: %w", translate(err))
 	}
 	n, err := rowsAffected(res)
 	if err != nil {
-		return fmt.Errorf("sqlite: delete device: %w", err)
+		return fmt.Errorf("sqlite: delete device: %w", translate(err))
 	}
 	if n == 0 {
 		return fmt.Errorf("sqlite: delete device: %w", store.ErrNotFound)
@@ -142,7 +143,7 @@ func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 func (db *DB) DeleteAllDevices(ctx context.Context, userID string) (int, error) {
 	n, err := deleteDevices(ctx, db.db, userID)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete all devices: %w", err)
+		return 0, fmt.Errorf("sqlite: delete all devices: %w", translate(err))
 	}
 	return n, nil
 }
@@ -166,4 +167,20 @@ func scanDevice(row scanner) (store.Device, error) {
 	d.CreatedAt = fromMicros(createdAt)
 	d.LastSeenAt = fromMicros(lastSeenAt)
 	return d, nil
+}
+
+// CountActiveSessions returns how many devices hold an access token that
+// has not expired at now.
+func (db *DB) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := db.db.QueryRowContext(ctx,
+		`SELECT count(*) FROM (
+		   SELECT DISTINCT user_id, device_id FROM access_tokens
+		   WHERE expires_at IS NULL OR expires_at > ?
+		 )`, micros(now),
+	).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: count active sessions: %w", translate(err))
+	}
+	return n, nil
 }

@@ -88,7 +88,7 @@ func openDB(ctx context.Context, path string) (*sql.DB, error) {
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return fmt.Errorf("sqlite: ping: %w", translate(err))
 	}
 	return nil
 }
@@ -132,18 +132,31 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // refresh token an access token is paired with (written in the same
 // transaction), so a violation means the user or device the row belongs to
 // does not exist.
+//
+// A database that is locked past the busy timeout, unreadable or full is
+// store.ErrUnavailable: another process may let go of it, or an operator
+// free the disk.
 func translate(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}
 	var sqlErr *sqlite.Error
 	if errors.As(err, &sqlErr) {
-		switch sqlErr.Code() {
+		switch code := sqlErr.Code(); code {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
 			return fmt.Errorf("%w: %w", store.ErrConflict, err)
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		default:
+			// The primary result code is the low byte of the extended one.
+			switch code & 0xff {
+			case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL:
+				return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+			}
 		}
+	}
+	if errors.Is(err, sql.ErrConnDone) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return err
 }

@@ -55,7 +55,7 @@ func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error
 	users, err := queryUsers(ctx, db.db,
 		`SELECT `+userColumns+` FROM users WHERE user_id_folded = ?`, store.FoldUserID(id))
 	if err != nil {
-		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", err)
+		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", translate(err))
 	}
 	u, ok := pickLogin(users, id)
 	if !ok {
@@ -97,7 +97,7 @@ func (db *DB) FindUserByThreePID(ctx context.Context, medium store.Medium, addre
 func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 	users, err := queryUsers(ctx, db.db, `SELECT `+userColumns+` FROM users ORDER BY user_id`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list users: %w", err)
+		return nil, fmt.Errorf("sqlite: list users: %w", translate(err))
 	}
 	return users, nil
 }
@@ -107,11 +107,11 @@ func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
 	res, err := db.db.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE user_id = ?`, hash, userID)
 	if err != nil {
-		return fmt.Errorf("sqlite: update password hash: %w", err)
+		return fmt.Errorf("sqlite: update password hash: %w", translate(err))
 	}
 	n, err := rowsAffected(res)
 	if err != nil {
-		return fmt.Errorf("sqlite: update password hash: %w", err)
+		return fmt.Errorf("sqlite: update password hash: %w", translate(err))
 	}
 	if n == 0 {
 		return fmt.Errorf("sqlite: update password hash: %w", store.ErrNotFound)
@@ -170,11 +170,11 @@ func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address s
 	res, err := db.db.ExecContext(ctx,
 		`DELETE FROM user_threepids WHERE medium = ? AND address = ?`, string(medium), address)
 	if err != nil {
-		return fmt.Errorf("sqlite: delete threepid: %w", err)
+		return fmt.Errorf("sqlite: delete threepid: %w", translate(err))
 	}
 	n, err := rowsAffected(res)
 	if err != nil {
-		return fmt.Errorf("sqlite: delete threepid: %w", err)
+		return fmt.Errorf("sqlite: delete threepid: %w", translate(err))
 	}
 	if n == 0 {
 		return fmt.Errorf("sqlite: delete threepid: %w", store.ErrNotFound)
@@ -189,7 +189,7 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 		`SELECT medium, address, user_id, added_at FROM user_threepids
 		 WHERE user_id = ? ORDER BY medium, address`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list threepids: %w", err)
+		return nil, fmt.Errorf("sqlite: list threepids: %w", translate(err))
 	}
 	defer rows.Close()
 	threepids := []store.ThreePID{}
@@ -198,14 +198,14 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 		var medium string
 		var addedAt int64
 		if err := rows.Scan(&medium, &t.Address, &t.UserID, &addedAt); err != nil {
-			return nil, fmt.Errorf("sqlite: list threepids: %w", err)
+			return nil, fmt.Errorf("sqlite: list threepids: %w", translate(err))
 		}
 		t.Medium = store.Medium(medium)
 		t.AddedAt = fromMicros(addedAt)
 		threepids = append(threepids, t)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list threepids: %w", err)
+		return nil, fmt.Errorf("sqlite: list threepids: %w", translate(err))
 	}
 	return threepids, nil
 }

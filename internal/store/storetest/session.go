@@ -416,3 +416,76 @@ var deleteAllDevicesCases = []testCase{
 		mustRefresh(t, s, exchange("br0", "b1", "br1", t1))
 	}},
 }
+
+// countActive calls CountActiveSessions, which must succeed.
+func countActive(tb testing.TB, s store.Store, now time.Time) int {
+	tb.Helper()
+	n, err := s.CountActiveSessions(tb.Context(), now)
+	if err != nil {
+		tb.Fatalf("CountActiveSessions: %v", err)
+	}
+	return n
+}
+
+// wantActive asserts the number of active sessions at now.
+func wantActive(tb testing.TB, s store.Store, now time.Time, want int) {
+	tb.Helper()
+	if got := countActive(tb, s, now); got != want {
+		tb.Fatalf("CountActiveSessions(%s) = %d, want %d", now.Format(time.RFC3339Nano), got, want)
+	}
+}
+
+var countActiveSessionsCases = []testCase{
+	{"Empty", func(t *testing.T, s store.Store) {
+		wantActive(t, s, t0, 0)
+		// A user without a device has no session.
+		mustCreateUser(t, s, newUser(alice))
+		wantActive(t, s, t0, 0)
+	}},
+	{"Expiry", func(t *testing.T, s store.Store) {
+		mustCreateUser(t, s, newUser(alice))
+		mustCreateUser(t, s, newUser(bob))
+		// Never expires.
+		mustCreateSession(t, s, newSession(alice, "PHONE", "", "a-phone", t0))
+		// Expires at t1.
+		laptop := newSession(alice, "LAPTOP", "", "a-laptop", t0)
+		laptop.AccessToken.ExpiresAt = t1
+		mustCreateSession(t, s, laptop)
+		// Expires at t2, another user.
+		bobs := newSession(bob, "PHONE", "", "b-phone", t0)
+		bobs.AccessToken.ExpiresAt = t2
+		mustCreateSession(t, s, bobs)
+
+		wantActive(t, s, t0, 3)
+		wantActive(t, s, t1.Add(-time.Microsecond), 3)
+		// A token is expired from its expiry on (AccessToken.Expired).
+		wantActive(t, s, t1, 2)
+		wantActive(t, s, t2, 1)
+		wantActive(t, s, t2.Add(24*time.Hour), 1)
+	}},
+	{"PendingPairCountsOnce", func(t *testing.T, s store.Store) {
+		// Until the new pair of a refresh is used, the device holds two
+		// live access tokens: still one session.
+		loginWithRefresh(t, s) // alice's PHONE and bob's PHONE
+		wantActive(t, s, t0, 2)
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t1))
+		wantActive(t, s, t1, 2)
+		mustConfirm(t, s, "a1", t1)
+		wantActive(t, s, t1, 2)
+	}},
+	{"DeletedDevices", func(t *testing.T, s store.Store) {
+		mustCreateUser(t, s, newUser(alice))
+		for _, d := range []string{"PHONE", "LAPTOP", "TABLET"} {
+			mustCreateSession(t, s, newSession(alice, d, d, "a-"+d, t0))
+		}
+		wantActive(t, s, t0, 3)
+		if err := s.DeleteDevice(t.Context(), alice, "PHONE"); err != nil {
+			t.Fatalf("DeleteDevice: %v", err)
+		}
+		wantActive(t, s, t0, 2)
+		if err := s.DeactivateUser(t.Context(), alice, t1); err != nil {
+			t.Fatalf("DeactivateUser: %v", err)
+		}
+		wantActive(t, s, t1, 0)
+	}},
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListDevices", listDevicesCases},
 		{"DeleteDevice", deleteDeviceCases},
 		{"DeleteAllDevices", deleteAllDevicesCases},
+		{"CountActiveSessions", countActiveSessionsCases},
 		{"RefreshSession", refreshSessionCases},
 		{"ConfirmAccessToken", confirmAccessTokenCases},
 		{"DeleteExpiredTokens", deleteExpiredTokensCases},
