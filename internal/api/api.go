@@ -8,10 +8,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/ratelimit"
@@ -42,11 +43,45 @@ type Deps struct {
 	// behind a proxy the homeserver answers it.
 	ServeVersions bool
 	// LoginIPLimiter limits login attempts per client IP (IPv6 by /64);
-	// nil disables it.
+	// nil disables it. The limiters run in this order, before any hashing.
 	LoginIPLimiter ratelimit.Limiter
+	// LoginFailedLimiter limits failed logins per account (whatever
+	// identifier named it, and whether or not it exists). An attempt
+	// consumes one action before the password is checked; a successful
+	// one gives it back. nil disables it.
+	LoginFailedLimiter ratelimit.Limiter
+	// LoginSuccessLimiter limits successful logins per account; nil
+	// disables it.
+	LoginSuccessLimiter ratelimit.Limiter
+	// RefreshIPLimiter limits /refresh and /tokenrefresh per client IP;
+	// nil disables it.
+	RefreshIPLimiter ratelimit.Limiter
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (see
+	// clientIP). Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
+	// HashConcurrency bounds the password checks that run at once
+	// (GOMAXPROCS when zero); a login that waits HashQueueTimeout
+	// (DefaultHashQueueTimeout when zero) for a slot is answered 429.
+	HashConcurrency  int
+	HashQueueTimeout time.Duration
+	// TokenCacheTTL, when positive, turns the token cache on: a validated
+	// access token is believed for this long without asking the store
+	// (see tokenCache). Revocations made through this handler take effect
+	// at once; those made elsewhere (the CLI, another replica) within it.
+	TokenCacheTTL time.Duration
+	// TokenCacheSize bounds the cached tokens (DefaultTokenCacheSize when
+	// zero).
+	TokenCacheSize int
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
+	// StoreTimeout bounds every call to Store, so that a database that
+	// stops answering costs a request 503 M_UNKNOWN after this long rather
+	// than a hung connection; zero means no bound beyond the request's.
+	StoreTimeout time.Duration
+	// Metrics, when set, is served as GET /metrics (Prometheus); nil
+	// leaves the route out (metrics served elsewhere, or not at all).
+	Metrics http.Handler
 	// Observer counts requests, logins, rate limiting and hashing; nil
 	// counts nothing.
 	Observer Observer
@@ -80,7 +115,9 @@ type TokenPolicy struct {
 
 type api struct {
 	Deps
-	log *slog.Logger
+	log    *slog.Logger
+	gate   *hashGate
+	tokens *tokenCache // nil when off
 }
 
 // New returns the HTTP handler serving every authd route.
@@ -98,21 +135,33 @@ func New(d Deps) http.Handler {
 	if a.Tokens.AccessTTL <= 0 {
 		a.Tokens.AccessTTL = DefaultAccessTTL
 	}
+	if a.HashConcurrency <= 0 {
+		a.HashConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if a.HashQueueTimeout <= 0 {
+		a.HashQueueTimeout = DefaultHashQueueTimeout
+	}
+	a.gate = newHashGate(a.HashConcurrency, a.HashQueueTimeout)
+	a.tokens = newTokenCache(a.TokenCacheTTL, a.TokenCacheSize)
+	if a.StoreTimeout > 0 {
+		a.Store = boundedStore{s: a.Store, timeout: a.StoreTimeout}
+	}
 
-	r := chi.NewRouter()
-	r.Use(middleware.RequestID, a.logRequests, a.recoverPanics, cors)
-	r.NotFound(a.handleNotFound)
-	r.MethodNotAllowed(a.handleMethodNotAllowed)
+	r := a.newRouter()
 
 	if a.ServeVersions {
 		r.Get("/_matrix/client/versions", a.handleVersions)
 	}
 	r.Get("/healthz", a.handleHealthz)
 	r.Get("/readyz", a.handleReadyz)
+	if a.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", a.Metrics)
+	}
 	// Forward auth for the proxy, in front of every other Matrix request.
-	// The proxy passes the original request's headers (and, for a
-	// query-string token, its URI) along.
-	r.With(a.requireAuth(false)).Get("/_authd/verify", a.handleVerify)
+	// The proxy passes the original request's headers along, and its URI
+	// for a query-string token. nginx's auth_request keeps the original
+	// method, so every method is answered alike.
+	r.With(a.requireAuthFrom(forwardedAccessToken, false)).HandleFunc("/_authd/verify", a.handleVerify)
 
 	// r0 and v3 are one API (spec v1.1 re-versioned r0 to v3); old bots
 	// still use r0.
@@ -142,6 +191,43 @@ func New(d Deps) http.Handler {
 	r.Post("/_matrix/client/v1/refresh", a.handleRefresh)
 	// The r0.2.0 seed's exchange, which predates the v3 API.
 	r.Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)
+	return r
+}
+
+// NewUnavailable returns the handler serve answers with until its store is
+// open and its schema checked: /healthz says the process is up, /readyz
+// answers 503 with d.Ready's reason, /metrics is served if d.Metrics is
+// set, OPTIONS gets its CORS answer, and every other request 503 M_UNKNOWN
+// (a client retries it). Of d it uses Ready, Metrics, Observer and Logger.
+func NewUnavailable(d Deps) http.Handler {
+	a := &api{Deps: Deps{Ready: d.Ready, Metrics: d.Metrics, Observer: d.Observer, Logger: d.Logger}, log: d.Logger}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.Observer == nil {
+		a.Observer = nopObserver{}
+	}
+	if a.Ready == nil {
+		a.Ready = func(context.Context) error { return errStarting }
+	}
+	r := a.newRouter()
+	r.Get("/healthz", a.handleHealthz)
+	r.Get("/readyz", a.handleReadyz)
+	if a.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", a.Metrics)
+	}
+	unavailable := func(w http.ResponseWriter, r *http.Request) { a.writeError(w, r, errUnavailable) }
+	r.NotFound(unavailable)
+	r.MethodNotAllowed(unavailable)
+	return r
+}
+
+// newRouter is a router with the middleware every response gets.
+func (a *api) newRouter() chi.Router {
+	r := chi.NewRouter()
+	r.Use(requestID, a.logRequests, a.recoverPanics, cors)
+	r.NotFound(a.handleNotFound)
+	r.MethodNotAllowed(a.handleMethodNotAllowed)
 	return r
 }
 

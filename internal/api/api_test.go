@@ -81,7 +81,9 @@ func newHarness(t *testing.T, st testStore, mutate ...func(*api.Deps)) *harness 
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-	d := api.Deps{Store: st, Hasher: hasher, ServerName: serverName, Now: c.now}
+	// The token cache is on, as in production: every revocation test
+	// runs against it (tokencache_test.go has the rest).
+	d := api.Deps{Store: st, Hasher: hasher, ServerName: serverName, Now: c.now, TokenCacheTTL: testTokenCacheTTL}
 	for _, m := range mutate {
 		m(&d)
 	}
@@ -128,6 +130,10 @@ func (h *harness) do(method, path, body string, headers ...string) response {
 	req := httptest.NewRequest(method, path, rd)
 	for _, kv := range headers {
 		k, v, _ := strings.Cut(kv, ": ")
+		if k == "Remote-Addr" {
+			req.RemoteAddr = v
+			continue
+		}
 		req.Header.Add(k, v)
 	}
 	rec := httptest.NewRecorder()

@@ -222,7 +222,7 @@ const (
 // limitLogins allows one login per IP every two seconds; exhaustIP uses
 // that one up.
 func limitLogins(d *api.Deps) {
-	d.LoginIPLimiter = ratelimit.NewMemory(ratelimit.Rule{Burst: 1, Every: 2 * time.Second}, d.Now)
+	d.LoginIPLimiter = ratelimit.NewMemory(ratelimit.Rule{Burst: 1, Every: 2 * time.Second}, 0, d.Now)
 }
 
 func exhaustIP(h *harness, _ fixture) {
@@ -361,7 +361,7 @@ var conformance = []conformanceCase{
 		wantHeader: map[string]string{"Retry-After": "2", "Access-Control-Expose-Headers": "Retry-After"}},
 	{id: "T-6", name: "RetryAfterWholeSecondsRoundedUp",
 		deps: func(d *api.Deps) {
-			d.LoginIPLimiter = ratelimit.NewMemory(ratelimit.Rule{Burst: 1, Every: 1500 * time.Millisecond}, d.Now)
+			d.LoginIPLimiter = ratelimit.NewMemory(ratelimit.Rule{Burst: 1, Every: 1500 * time.Millisecond}, 0, d.Now)
 		},
 		setup: exhaustIP, method: "POST", path: loginPath, body: aliceLogin,
 		wantStatus: 429, wantErrcode: "M_LIMIT_EXCEEDED", want: map[string]any{"retry_after_ms": float64(1500)},

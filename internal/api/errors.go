@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/authd/authd/internal/store"
 )
 
 // Error is a Matrix error response: an HTTP status, an errcode and a
@@ -64,9 +66,9 @@ type errorBody struct {
 }
 
 // writeError sends err as a Matrix error. A *Error goes out as it is; a
-// cancelled request gets nothing (nobody is listening); anything else is
-// logged with its detail and answered with a fixed 500 or 503 that reveals
-// none of it.
+// cancelled request gets nothing (nobody is listening); a timeout or an
+// unavailable database is 503, anything else 500, each logged with its
+// detail and answered with a fixed message that reveals none of it.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	switch {
@@ -75,6 +77,12 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	case errors.Is(err, context.DeadlineExceeded):
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "request timed out", slog.String("route", routePattern(r)), slog.Any("err", err))
+		e = errUnavailable
+	case errors.Is(err, store.ErrUnavailable):
+		// The database is down or refusing: the client may retry, and no
+		// token was issued (a login answers only after its session is
+		// stored).
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "database unavailable", slog.String("route", routePattern(r)), slog.Any("err", err))
 		e = errUnavailable
 	default:
 		a.log.LogAttrs(r.Context(), slog.LevelError, "internal error", slog.String("route", routePattern(r)), slog.Any("err", err))

@@ -2,10 +2,14 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 )
+
+// errStarting is /readyz's reason before serve has a store.
+var errStarting = errors.New("starting")
 
 type healthResponse struct {
 	Status string `json:"status"`

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/store"
 )
 
@@ -76,41 +78,178 @@ type loginIdentity struct {
 	address string
 }
 
+// The outcomes of a login, as counted by the Observer.
+const (
+	outcomeSuccess     = "success"
+	outcomeForbidden   = "forbidden"
+	outcomeDeactivated = "deactivated"
+	outcomeBadRequest  = "bad_request"
+	outcomeRateLimited = "rate_limited"
+	outcomeHashBusy    = "hash_busy"
+	outcomeError       = "error"
+)
+
+// The rate-limit rules, as counted by the Observer.
+const (
+	ruleIP             = "ip"
+	ruleAccountFailed  = "account_failed"
+	ruleAccountSuccess = "account_success"
+	ruleRefreshIP      = "refresh_ip"
+)
+
 func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
-	// Rate limits come before any parsing, database or hash work.
-	if a.LoginIPLimiter != nil {
-		d, err := a.LoginIPLimiter.Allow(r.Context(), clientIPKey(r))
-		if err != nil {
-			a.writeError(w, r, err)
-			return
-		}
-		if !d.Allowed {
-			a.writeError(w, r, errLimitExceeded(d.RetryAfter))
-			return
-		}
+	resp, err := a.login(w, r)
+	a.Observer.LoginAttempt(loginOutcome(err))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// loginOutcome names the outcome of a login for the Observer.
+func loginOutcome(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return outcomeSuccess
+	case errors.Is(err, errHashBusy):
+		return outcomeHashBusy
+	case !errors.As(err, &e):
+		return outcomeError
+	case e.Errcode == "M_LIMIT_EXCEEDED":
+		return outcomeRateLimited
+	case e == errDeactivated:
+		return outcomeDeactivated
+	case e == errForbidden:
+		return outcomeForbidden
+	case e.Status >= 500:
+		return outcomeError
+	default:
+		return outcomeBadRequest
+	}
+}
+
+// errHashBusy sheds a login that found no hashing slot in time.
+var errHashBusy = errLimitExceeded(time.Second)
+
+// login runs POST /login. The rate limits come first, in DESIGN.md's order
+// and before any hashing: per client IP (before even parsing), then per
+// account on failed attempts, then per account on successes. Then the
+// password check waits for a hashing slot.
+func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, error) {
+	ctx := r.Context()
+	if err := a.limit(r, a.LoginIPLimiter, a.clientIPKey(r), ruleIP); err != nil {
+		return loginResponse{}, err
 	}
 	body, err := readJSONObject(w, r, false)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return loginResponse{}, err
 	}
 	req, err := parseLogin(body)
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return loginResponse{}, err
+	}
+	u, err := a.findLoginUser(r, req.who)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return loginResponse{}, err
 	}
 
-	u, err := a.authenticate(r, req)
+	// Attempts against unknown accounts are limited exactly like those
+	// against real ones, so the limits cannot be used to probe for users.
+	account := a.accountKey(req.who, u, found)
+	if err := a.limit(r, a.LoginFailedLimiter, account, ruleAccountFailed); err != nil {
+		return loginResponse{}, err
+	}
+	// From here on the failed-attempt action is spent; it is given back
+	// unless the password is checked and wrong.
+	refund := true
+	defer func() {
+		if refund && a.LoginFailedLimiter != nil {
+			if err := a.LoginFailedLimiter.Undo(ctx, account); err != nil {
+				a.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter undo failed", slog.Any("err", err))
+			}
+		}
+	}()
+	if found && a.LoginSuccessLimiter != nil {
+		d, err := a.LoginSuccessLimiter.Peek(ctx, account)
+		if err != nil {
+			return loginResponse{}, err
+		}
+		if !d.Allowed {
+			a.Observer.RateLimited(ruleAccountSuccess)
+			return loginResponse{}, errLimitExceeded(d.RetryAfter)
+		}
+	}
+
+	wait, ok := a.gate.acquire(ctx)
+	a.Observer.HashWait(wait)
+	if !ok {
+		if ctx.Err() != nil {
+			return loginResponse{}, ctx.Err()
+		}
+		return loginResponse{}, errHashBusy
+	}
+	u, err = a.authenticate(r, req, u, found)
+	a.gate.release()
+	if errors.Is(err, errForbidden) {
+		refund = false
+	}
 	if err != nil {
-		a.writeError(w, r, err)
-		return
+		return loginResponse{}, err
 	}
+	if a.LoginSuccessLimiter != nil {
+		// Peeked above; a race past the limit costs at most a few logins.
+		if _, err := a.LoginSuccessLimiter.Allow(ctx, account); err != nil {
+			return loginResponse{}, err
+		}
+	}
+	return a.startSession(r, u, req)
+}
 
+// limit consumes one action of key under l, and says 429 when l denies it.
+// A nil l allows everything.
+func (a *api) limit(r *http.Request, l ratelimit.Limiter, key, rule string) error {
+	if l == nil {
+		return nil
+	}
+	d, err := l.Allow(r.Context(), key)
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		a.Observer.RateLimited(rule)
+		return errLimitExceeded(d.RetryAfter)
+	}
+	return nil
+}
+
+// accountKey is the key the per-account limits use: the account a login
+// resolved to, whatever identifier named it; for an unknown account, the
+// identifier itself (the folded user ID, or the third-party address).
+func (a *api) accountKey(who loginIdentity, u store.User, found bool) string {
+	switch {
+	case found:
+		return store.FoldUserID(u.ID)
+	case who.medium != "":
+		addr, err := store.CanonicalAddress(who.medium, who.address)
+		if err != nil {
+			addr = strings.ToLower(who.address)
+		}
+		return "3pid:" + string(who.medium) + ":" + addr
+	default:
+		return store.FoldUserID(a.qualify(who.user))
+	}
+}
+
+// startSession creates or reuses the device and stores the new tokens.
+func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (loginResponse, error) {
 	deviceID := req.deviceID
 	if deviceID == "" {
+		var err error
 		if deviceID, err = a.newDeviceID(r, u.ID); err != nil {
-			a.writeError(w, r, err)
-			return
+			return loginResponse{}, err
 		}
 	}
 	now := a.Now().UTC()
@@ -129,9 +268,13 @@ func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 		rt := pair.refreshRow(u.ID, deviceID)
 		sess.RefreshToken = &rt
 	}
-	if err := a.Store.CreateSession(r.Context(), sess); err != nil {
-		a.writeError(w, r, err)
-		return
+	err := a.Store.CreateSession(r.Context(), sess)
+	if req.deviceID != "" {
+		// An existing device's earlier tokens were just revoked.
+		a.tokens.dropDevice(u.ID, deviceID)
+	}
+	if err != nil {
+		return loginResponse{}, err
 	}
 	resp := loginResponse{
 		UserID:       u.ID,
@@ -144,7 +287,7 @@ func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if a.PublicBaseURL != "" {
 		resp.WellKnown = &wellKnown{Homeserver: baseURL{BaseURL: a.PublicBaseURL}}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return resp, nil
 }
 
 // parseLogin validates a login body with Synapse's errcodes (research L-7)
@@ -174,11 +317,19 @@ func parseLogin(body jsonObject) (loginRequest, error) {
 	if req.deviceID, _, err = body.str("device_id"); err != nil {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: device_id")
 	}
+	// NUL cannot be stored (Postgres text refuses it) and belongs in no
+	// identifier.
+	if strings.ContainsRune(req.deviceID, 0) {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may not contain NUL")
+	}
 	if utf8.RuneCountInString(req.deviceID) > maxDeviceIDLen {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may not be longer than 512 characters")
 	}
 	if req.displayName, _, err = body.str("initial_device_display_name"); err != nil {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
+	}
+	if strings.ContainsRune(req.displayName, 0) {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "initial_device_display_name may not contain NUL")
 	}
 	if utf8.RuneCountInString(req.displayName) > maxDisplayNameLen {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "initial_device_display_name may not be longer than 256 characters")
@@ -247,18 +398,17 @@ func parseIdentity(body jsonObject) (loginIdentity, error) {
 	}
 }
 
-// authenticate finds the user a login names and checks the password. An
+// authenticate checks the password of the user a login resolved to. An
 // unknown user costs the same bcrypt work as a wrong password and gets the
 // same answer, so that neither status, body nor timing tells them apart. A
 // deactivated account is revealed only to someone who knows its password.
-func (a *api) authenticate(r *http.Request, req loginRequest) (store.User, error) {
-	u, err := a.findLoginUser(r, req.who)
-	if errors.Is(err, store.ErrNotFound) {
+// The caller holds a hashing slot.
+func (a *api) authenticate(r *http.Request, req loginRequest, u store.User, found bool) (store.User, error) {
+	start := time.Now()
+	defer func() { a.Observer.HashDuration(time.Since(start)) }()
+	if !found {
 		a.Hasher.VerifyDummy()
 		return store.User{}, errForbidden
-	}
-	if err != nil {
-		return store.User{}, err
 	}
 	res, err := a.Hasher.Verify(u.PasswordHash, req.password)
 	if err != nil {
@@ -299,15 +449,22 @@ func (a *api) findLoginUser(r *http.Request, who loginIdentity) (store.User, err
 		}
 		return a.Store.FindUserByThreePID(r.Context(), who.medium, addr)
 	}
-	id := who.user
-	if !strings.HasPrefix(id, "@") {
-		id = "@" + id + ":" + a.ServerName
-	}
-	// A user ID longer than the spec allows cannot exist; don't ask.
-	if len(id) > maxUserIDBytes || id == "@:"+a.ServerName {
+	id := a.qualify(who.user)
+	// A user ID longer than the spec allows, or with a NUL (which even
+	// historical IDs exclude), cannot exist; don't ask.
+	if len(id) > maxUserIDBytes || id == "@:"+a.ServerName || strings.ContainsRune(id, 0) {
 		return store.User{}, store.ErrNotFound
 	}
 	return a.Store.FindUserByLogin(r.Context(), id)
+}
+
+// qualify turns a localpart into a user ID on this server; a full user ID
+// (starting with @) stays as it is.
+func (a *api) qualify(user string) string {
+	if strings.HasPrefix(user, "@") {
+		return user
+	}
+	return "@" + user + ":" + a.ServerName
 }
 
 // newDeviceID generates a device ID of ten upper-case letters that the user

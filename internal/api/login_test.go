@@ -221,7 +221,7 @@ func TestLogin_RateLimitedByIP(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
 		var h *harness
 		h = newHarness(t, st, func(d *api.Deps) {
-			d.LoginIPLimiter = ratelimit.NewMemory(ratelimit.Rule{Burst: 2, Every: 5 * time.Second}, func() time.Time { return h.clock.t })
+			d.LoginIPLimiter = ratelimit.NewMemory(ratelimit.Rule{Burst: 2, Every: 5 * time.Second}, 0, func() time.Time { return h.clock.t })
 		})
 		h.addUser("@alice:example.org", "pw")
 		body := `{"type":"m.login.password","user":"alice","password":"wrong"}`

@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -36,6 +38,43 @@ func cors(next http.Handler) http.Handler {
 	})
 }
 
+// requestIDHeader carries the request ID in and out.
+const requestIDHeader = "X-Request-Id"
+
+// requestID gives every request an ID, puts it in the context (where
+// middleware.GetReqID finds it) and sends it back in X-Request-Id, so that
+// a client's report, the proxy's log and authd's log line meet. The proxy's
+// own ID (nginx $request_id, Traefik, Envoy) is kept when it looks like
+// one; anything else a peer sends is replaced, so that the log never holds
+// more than a short token of plain characters.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(requestIDHeader)
+		if !plausibleRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set(requestIDHeader, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
+}
+
+// plausibleRequestID accepts 1 to 64 letters, digits, '-', '_' and '.'.
+func plausibleRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// quietRoutes are polled by orchestrators and Prometheus every few seconds:
+// their successes are logged at debug level, their failures as usual.
+var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
 // logRequests writes one log line per request: method, route pattern (never
 // the raw URL, whose query may hold an access token), status, size, duration
 // and request ID.
@@ -44,16 +83,34 @@ func (a *api) logRequests(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := time.Now()
 		next.ServeHTTP(ww, r)
-		a.Observer.Request(routePattern(r), r.Method, ww.Status(), time.Since(start))
-		a.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method),
-			slog.String("route", routePattern(r)),
+		d := time.Since(start)
+		route := routePattern(r)
+		a.Observer.Request(route, methodLabel(r.Method), ww.Status(), d)
+		level := slog.LevelInfo
+		if quietRoutes[route] && ww.Status() < 400 {
+			level = slog.LevelDebug
+		}
+		a.log.LogAttrs(r.Context(), level, "request",
+			slog.String("method", methodLabel(r.Method)),
+			slog.String("route", route),
 			slog.Int("status", ww.Status()),
 			slog.Int("bytes", ww.BytesWritten()),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", d),
 			slog.String("request_id", middleware.GetReqID(r.Context())),
 		)
 	})
+}
+
+// methodLabel is the request's method if it is a standard one, else
+// "other": the method is client input, and metric labels and logs get
+// none.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // routePattern names the route that served r ("/_matrix/client/v3/login"),
@@ -95,9 +152,14 @@ func sessionFrom(ctx context.Context) store.Session {
 // handler, and puts the session in the context. allowExpired lets an
 // expired token through (logout).
 func (a *api) requireAuth(allowExpired bool) func(http.Handler) http.Handler {
+	return a.requireAuthFrom(accessToken, allowExpired)
+}
+
+// requireAuthFrom is requireAuth with the token read by readToken.
+func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), allowExpired bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			tok, err := accessToken(r)
+			tok, err := readToken(r)
 			if err != nil {
 				a.writeError(w, r, err)
 				return
@@ -108,7 +170,7 @@ func (a *api) requireAuth(allowExpired bool) func(http.Handler) http.Handler {
 				a.writeError(w, r, errUnknownToken)
 				return
 			}
-			s, err := a.Store.FindSessionByAccessToken(r.Context(), token.Hash(tok))
+			s, err := a.findSession(r.Context(), token.Hash(tok))
 			if errors.Is(err, store.ErrNotFound) {
 				a.writeError(w, r, errUnknownToken)
 				return
@@ -129,6 +191,8 @@ func (a *api) requireAuth(allowExpired bool) func(http.Handler) http.Handler {
 			// token it was issued for, and every other pair of the device.
 			if s.AccessToken.Pending {
 				err := a.Store.ConfirmAccessToken(r.Context(), s.AccessToken.Hash, a.Now().UTC())
+				// The confirmation deleted the device's other tokens.
+				a.tokens.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
 				if errors.Is(err, store.ErrNotFound) {
 					a.writeError(w, r, errUnknownToken)
 					return
@@ -156,8 +220,35 @@ func tokenLogID(tok string) string {
 // header that is not "Bearer <token>" (scheme case-insensitive, RFC 7235)
 // is M_MISSING_TOKEN, as Synapse answers.
 func accessToken(r *http.Request) (string, error) {
-	headers := r.Header.Values("Authorization")
+	return tokenFrom(r.Header.Values("Authorization"), r.URL.Query()["access_token"])
+}
+
+// forwardedAccessToken is accessToken for a forward-auth request from a
+// proxy: with no access_token in the request's own query, it reads the
+// query of the original request's URI, which nginx passes as X-Original-URI
+// (proxy_set_header X-Original-URI $request_uri) and Caddy and Traefik as
+// X-Forwarded-Uri. Any other peer may send these headers too, and gains
+// nothing: they only say where to find the token it could send itself.
+func forwardedAccessToken(r *http.Request) (string, error) {
 	query := r.URL.Query()["access_token"]
+	if len(query) == 0 {
+		for _, h := range []string{"X-Original-URI", "X-Forwarded-Uri"} {
+			if uri := r.Header.Get(h); uri != "" {
+				_, rawQuery, _ := strings.Cut(uri, "?")
+				rawQuery, _, _ = strings.Cut(rawQuery, "#")
+				// As r.URL.Query: a malformed pair is skipped, not fatal.
+				q, _ := url.ParseQuery(rawQuery)
+				query = q["access_token"]
+				break
+			}
+		}
+	}
+	return tokenFrom(r.Header.Values("Authorization"), query)
+}
+
+// tokenFrom picks the one access token of a request's Authorization headers
+// and access_token query values.
+func tokenFrom(headers, query []string) (string, error) {
 	switch {
 	case len(headers) > 0 && len(query) > 0:
 		return "", errMixedToken

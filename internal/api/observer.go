@@ -7,7 +7,8 @@ import "time"
 // from this package, never client input or secrets.
 type Observer interface {
 	// Request is called once per request with its route pattern (or
-	// "unmatched"), method, status and duration.
+	// "unmatched"), method (one of the standard ones, or "other"), status
+	// and duration.
 	Request(route, method string, status int, d time.Duration)
 	// LoginAttempt counts a POST /login by outcome: "success",
 	// "forbidden", "deactivated", "bad_request", "rate_limited",
@@ -21,6 +22,14 @@ type Observer interface {
 	// HashDuration is how long one password check (or dummy check) took.
 	HashDuration(d time.Duration)
 }
+
+// LoginOutcomes are the outcomes LoginAttempt reports, and RateLimitRules
+// the rules RateLimited reports: an Observer may start every one at zero.
+var (
+	LoginOutcomes = []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeBadRequest,
+		outcomeRateLimited, outcomeHashBusy, outcomeError}
+	RateLimitRules = []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP}
+)
 
 type nopObserver struct{}
 

@@ -110,6 +110,9 @@ func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 // are Matrix errors (*Error); token failures are the store's sentinels or
 // token.ErrMalformed, for the caller to phrase.
 func (a *api) refresh(w http.ResponseWriter, r *http.Request, immediate bool) (tokenPair, error) {
+	if err := a.limit(r, a.RefreshIPLimiter, a.clientIPKey(r), ruleRefreshIP); err != nil {
+		return tokenPair{}, err
+	}
 	body, err := readJSONObject(w, r, false)
 	if err != nil {
 		return tokenPair{}, err
@@ -126,13 +129,14 @@ func (a *api) refresh(w http.ResponseWriter, r *http.Request, immediate bool) (t
 	}
 	now := a.Now().UTC()
 	p := a.newPair(now, true)
-	_, err = a.Store.RefreshSession(r.Context(), store.Refresh{
+	sess, err := a.Store.RefreshSession(r.Context(), store.Refresh{
 		Old:       token.Hash(old),
 		Access:    p.accessRow("", ""),
 		Refresh:   p.refreshRow("", ""),
 		Now:       now,
 		Immediate: immediate,
 	})
+	a.forgetRefreshed(sess, err)
 	if errors.Is(err, store.ErrTokenReplayed) {
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "refresh token replayed: session revoked",
 			slog.String("token", tokenLogID(old)))

@@ -3,10 +3,12 @@ package api
 import "net/http"
 
 // handleVerify is the forward-auth check for a reverse proxy (nginx
-// auth_request, Caddy forward_auth, Traefik ForwardAuth): requireAuth has
-// already read the Matrix token from the header or query, so this answers
-// 200 with the user and device in headers. A refusal is requireAuth's 401
-// with the Matrix error body.
+// auth_request, Caddy forward_auth, Traefik ForwardAuth), for any method:
+// requireAuthFrom(forwardedAccessToken) has already read the Matrix token
+// from the Authorization header, the query, or the original request's URI,
+// so this answers 200 with the user and device in headers, which the proxy
+// copies to the upstream request. A refusal is the same 401 Matrix error
+// the endpoint itself would send, which the proxy passes to the client.
 func (a *api) handleVerify(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
 	w.Header().Set("X-Matrix-User-Id", s.AccessToken.UserID)

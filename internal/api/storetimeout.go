@@ -1,0 +1,140 @@
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/authd/authd/internal/store"
+)
+
+var _ Store = boundedStore{}
+
+// boundedStore gives every call to the store its own deadline
+// (Deps.StoreTimeout). A database that stops answering (a network
+// partition, a server that hangs) then costs each request at most that long,
+// and the request is answered 503 M_UNKNOWN (errors.go maps
+// context.DeadlineExceeded). The bound is per call rather than per request,
+// so that the time a login spends hashing is not taken from its database
+// calls.
+type boundedStore struct {
+	s       Store
+	timeout time.Duration
+}
+
+func (b boundedStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.timeout)
+}
+
+func (b boundedStore) CreateUser(ctx context.Context, u store.User, threepids ...store.ThreePID) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.CreateUser(ctx, u, threepids...)
+}
+
+func (b boundedStore) FindUserByID(ctx context.Context, id string) (store.User, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindUserByID(ctx, id)
+}
+
+func (b boundedStore) FindUserByLogin(ctx context.Context, id string) (store.User, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindUserByLogin(ctx, id)
+}
+
+func (b boundedStore) FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindUserByThreePID(ctx, medium, address)
+}
+
+func (b boundedStore) ListUsers(ctx context.Context) ([]store.User, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ListUsers(ctx)
+}
+
+func (b boundedStore) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.UpdatePasswordHash(ctx, userID, hash)
+}
+
+func (b boundedStore) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeactivateUser(ctx, userID, at)
+}
+
+func (b boundedStore) AddThreePID(ctx context.Context, t store.ThreePID) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.AddThreePID(ctx, t)
+}
+
+func (b boundedStore) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeleteThreePID(ctx, medium, address)
+}
+
+func (b boundedStore) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ListThreePIDs(ctx, userID)
+}
+
+func (b boundedStore) CreateSession(ctx context.Context, s store.NewSession) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.CreateSession(ctx, s)
+}
+
+func (b boundedStore) RefreshSession(ctx context.Context, r store.Refresh) (store.Session, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.RefreshSession(ctx, r)
+}
+
+func (b boundedStore) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now time.Time) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ConfirmAccessToken(ctx, h, now)
+}
+
+func (b boundedStore) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindSessionByAccessToken(ctx, h)
+}
+
+func (b boundedStore) FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindDevice(ctx, userID, deviceID)
+}
+
+func (b boundedStore) ListDevices(ctx context.Context, userID string) ([]store.Device, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ListDevices(ctx, userID)
+}
+
+func (b boundedStore) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeleteDevice(ctx, userID, deviceID)
+}
+
+func (b boundedStore) DeleteAllDevices(ctx context.Context, userID string) (int, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeleteAllDevices(ctx, userID)
+}
+
+func (b boundedStore) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.CountActiveSessions(ctx, now)
+}

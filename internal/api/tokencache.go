@@ -1,0 +1,253 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/authd/authd/internal/store"
+)
+
+// DefaultTokenCacheSize bounds the token cache when Deps names no size.
+// An entry costs about 400 bytes with its index, so the default holds at
+// most about 25 MiB.
+const DefaultTokenCacheSize = 65536
+
+// tokenCache is the token-validation fast path: access-token hash ->
+// session, consulted by requireAuth before the store. It only ever holds
+// what the store said a moment ago about a live token, for at most ttl:
+//
+//   - never a pending token (its first use must reach the store, which
+//     confirms it), a deactivated user, an expired token or a not-found
+//     answer;
+//   - every revocation this process makes (logout, logout/all, refresh,
+//     re-login on a device, confirmation of a refreshed pair) drops the
+//     tokens it touches before the response is written, so the very next
+//     request to this process is refused;
+//   - a revocation made elsewhere (the CLI's deactivate and passwd, another
+//     replica) reaches this process when the entry's ttl runs out.
+//
+// Entries are indexed by user and device, so an invalidation costs the
+// tokens it drops. A generation counter closes the race between a request
+// that read a token from the store and a revocation that lands before the
+// request caches it: every invalidation bumps it, and a fill that saw an
+// older generation before its store read is discarded. Keys are SHA-256
+// hashes, like the store's: the cache holds no bearer token.
+type tokenCache struct {
+	ttl time.Duration
+	max int
+
+	gen atomic.Uint64 // bumped, under mu, by every invalidation
+
+	mu      sync.RWMutex
+	entries map[store.TokenHash]*cachedToken
+	// index is user ID -> device ID -> the hashes cached for that device.
+	index map[string]map[string]map[store.TokenHash]struct{}
+}
+
+// cachedToken is what a cache hit yields: the token's owner and lifetime,
+// and how long the entry may be believed.
+type cachedToken struct {
+	userID, deviceID     string
+	createdAt, expiresAt time.Time
+	until                time.Time
+}
+
+// newTokenCache returns a cache whose entries live ttl, holding at most
+// size of them (DefaultTokenCacheSize when size <= 0); nil, which caches
+// nothing, when ttl <= 0. Every method works on a nil cache.
+func newTokenCache(ttl time.Duration, size int) *tokenCache {
+	if ttl <= 0 {
+		return nil
+	}
+	if size <= 0 {
+		size = DefaultTokenCacheSize
+	}
+	return &tokenCache{
+		ttl:     ttl,
+		max:     size,
+		entries: make(map[store.TokenHash]*cachedToken),
+		index:   make(map[string]map[string]map[store.TokenHash]struct{}),
+	}
+}
+
+// lookup returns the cached session of h at now. A hit carries the user's
+// ID and the token's fields, not the rest of the user (its password hash
+// is never cached). An entry past its ttl, or whose token has expired, is
+// dropped and missed: an expired token's answer comes from the store, as
+// without the cache.
+func (c *tokenCache) lookup(h store.TokenHash, now time.Time) (store.Session, bool) {
+	if c == nil {
+		return store.Session{}, false
+	}
+	c.mu.RLock()
+	e := c.entries[h]
+	c.mu.RUnlock()
+	if e == nil {
+		return store.Session{}, false
+	}
+	if !now.Before(e.until) || (!e.expiresAt.IsZero() && !now.Before(e.expiresAt)) {
+		c.mu.Lock()
+		if c.entries[h] == e {
+			c.remove(h, e)
+		}
+		c.mu.Unlock()
+		return store.Session{}, false
+	}
+	return store.Session{
+		User: store.User{ID: e.userID},
+		AccessToken: store.AccessToken{
+			Hash: h, UserID: e.userID, DeviceID: e.deviceID,
+			CreatedAt: e.createdAt, ExpiresAt: e.expiresAt,
+		},
+	}, true
+}
+
+// generation is read before a store lookup whose result may be added.
+func (c *tokenCache) generation() uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.gen.Load()
+}
+
+// add caches s under h from now, unless an invalidation ran since gen was
+// read (the store's answer may predate it). At the size bound it evicts an
+// arbitrary entry: Go's map iteration starts at a random place.
+func (c *tokenCache) add(h store.TokenHash, s store.Session, gen uint64, now time.Time) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
+	if old := c.entries[h]; old != nil {
+		c.remove(h, old)
+	}
+	for k, e := range c.entries {
+		if len(c.entries) < c.max {
+			break
+		}
+		c.remove(k, e)
+	}
+	t := s.AccessToken
+	e := &cachedToken{userID: t.UserID, deviceID: t.DeviceID, createdAt: t.CreatedAt, expiresAt: t.ExpiresAt, until: now.Add(c.ttl)}
+	c.entries[h] = e
+	devices := c.index[t.UserID]
+	if devices == nil {
+		devices = make(map[string]map[store.TokenHash]struct{})
+		c.index[t.UserID] = devices
+	}
+	hashes := devices[t.DeviceID]
+	if hashes == nil {
+		hashes = make(map[store.TokenHash]struct{}, 1)
+		devices[t.DeviceID] = hashes
+	}
+	hashes[h] = struct{}{}
+}
+
+// remove drops one entry and its index slot. The caller holds mu.
+func (c *tokenCache) remove(h store.TokenHash, e *cachedToken) {
+	delete(c.entries, h)
+	devices := c.index[e.userID]
+	hashes := devices[e.deviceID]
+	delete(hashes, h)
+	if len(hashes) == 0 {
+		delete(devices, e.deviceID)
+	}
+	if len(devices) == 0 {
+		delete(c.index, e.userID)
+	}
+}
+
+// dropDevice forgets every cached token of one device.
+func (c *tokenCache) dropDevice(userID, deviceID string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	for h := range c.index[userID][deviceID] {
+		delete(c.entries, h)
+	}
+	if devices := c.index[userID]; devices != nil {
+		delete(devices, deviceID)
+		if len(devices) == 0 {
+			delete(c.index, userID)
+		}
+	}
+}
+
+// dropUser forgets every cached token of a user.
+func (c *tokenCache) dropUser(userID string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	for _, hashes := range c.index[userID] {
+		for h := range hashes {
+			delete(c.entries, h)
+		}
+	}
+	delete(c.index, userID)
+}
+
+// dropAll forgets everything, for a revocation whose device is unknown.
+func (c *tokenCache) dropAll() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	clear(c.entries)
+	clear(c.index)
+}
+
+// len returns the number of cached tokens, for tests.
+func (c *tokenCache) len() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
+
+// findSession resolves an access token's hash to its session: from the
+// token cache when it holds it, else from the store, caching the answer
+// when it is a live, confirmed token of an active user.
+func (a *api) findSession(ctx context.Context, h store.TokenHash) (store.Session, error) {
+	now := a.Now()
+	if s, ok := a.tokens.lookup(h, now); ok {
+		return s, nil
+	}
+	gen := a.tokens.generation()
+	s, err := a.Store.FindSessionByAccessToken(ctx, h)
+	if err == nil && !s.User.Deactivated() && !s.AccessToken.Pending && !s.AccessToken.Expired(now) {
+		a.tokens.add(h, s, gen, now)
+	}
+	return s, err
+}
+
+// forgetRefreshed drops what a refresh exchange may have revoked. A
+// success names the device (the pair it confirmed, or with /tokenrefresh
+// the old access token, is gone); an unknown or expired token wrote
+// nothing; a replay revoked a device the store does not name, and any
+// other failure may have committed, so those drop everything.
+func (a *api) forgetRefreshed(s store.Session, err error) {
+	switch {
+	case err == nil:
+		a.tokens.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTokenExpired):
+	default:
+		a.tokens.dropAll()
+	}
+}
