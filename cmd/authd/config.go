@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/authd/authd/internal/api"
+	"github.com/authd/authd/internal/ratelimit"
 )
 
 // config is authd's configuration, read once from AUTHD_* variables and the
@@ -26,9 +28,19 @@ type config struct {
 	RateLimit   bool
 	PublicBase  string
 	Tokens      api.TokenPolicy
+	Limits      limits
+	Pepper      []byte
 	Versions    bool
 	LogFormat   string
 	LogLevel    string
+	// MetricsListen, when set, is the address /metrics is served on
+	// instead of Listen.
+	MetricsListen string
+	// DBTimeout bounds every database call of a request.
+	DBTimeout time.Duration
+	// TokenCacheTTL is how long a validated access token is believed
+	// without the database; zero turns the token cache off.
+	TokenCacheTTL time.Duration
 }
 
 // setting is one configuration variable: its environment name, its flag,
@@ -48,15 +60,26 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		{"AUTHD_DATABASE_URL", "sqlite:authd.db", "postgres://… or postgresql://… for Postgres, sqlite:PATH for embedded SQLite"},
 		{"AUTHD_MIGRATE", "false", "apply pending schema migrations at start"},
 		{"AUTHD_BCRYPT_COST", "12", "bcrypt cost of new password hashes (4-31)"},
-		{"AUTHD_RATELIMIT", "on", "rate-limit logins per client IP (on|off)"},
+		{"AUTHD_RATELIMIT", "on", "all rate limits (on|off); off overrides the rules below"},
+		{"AUTHD_RATELIMIT_LOGIN_IP", "10/5s", "login attempts per client IP: BURST/PERIOD (one more each PERIOD) or off"},
+		{"AUTHD_RATELIMIT_LOGIN_FAILED", "5/1m", "failed logins per account: BURST/PERIOD or off"},
+		{"AUTHD_RATELIMIT_LOGIN_SUCCESS", "10/20s", "successful logins per account: BURST/PERIOD or off"},
+		{"AUTHD_RATELIMIT_REFRESH_IP", "30/2s", "token refreshes per client IP: BURST/PERIOD or off"},
+		{"AUTHD_TRUSTED_PROXIES", "", "comma-separated CIDRs or IPs of proxies whose X-Forwarded-For is believed"},
+		{"AUTHD_HASH_CONCURRENCY", "0", "password checks at once (0: GOMAXPROCS)"},
+		{"AUTHD_HASH_QUEUE_TIMEOUT", "1s", "how long a login waits for a hashing slot before 429"},
+		{"AUTHD_PASSWORD_PEPPER", "", "secret mixed into every password hash (changing it invalidates every password)"},
 		{"AUTHD_REFRESH_TOKENS", "on", "issue refresh tokens to logins that ask for them (on|off)"},
 		{"AUTHD_ACCESS_TOKEN_TTL", "5m", "lifetime of access tokens issued with a refresh token"},
 		{"AUTHD_REFRESH_TOKEN_TTL", "none", "lifetime of refresh tokens (none: no expiry)"},
 		{"AUTHD_NON_REFRESHABLE_TOKEN_TTL", "none", "lifetime of access tokens issued without a refresh token (none: no expiry)"},
 		{"AUTHD_PUBLIC_BASEURL", "", "the homeserver's public base URL, sent as well_known at login (empty: not sent)"},
 		{"AUTHD_SERVE_VERSIONS", "false", "serve GET /_matrix/client/versions (standalone use)"},
-		{"AUTHD_LOG_FORMAT", "text", "log format (text|json)"},
+		{"AUTHD_LOG_FORMAT", "auto", "log format (auto|text|json); auto is text on a terminal, JSON otherwise"},
 		{"AUTHD_LOG_LEVEL", "info", "log level (debug|info|warn|error)"},
+		{"AUTHD_METRICS_LISTEN", "", "serve /metrics on this address only, not on AUTHD_LISTEN (empty: on AUTHD_LISTEN)"},
+		{"AUTHD_DB_TIMEOUT", "3s", "deadline of each database call of a request; past it the request gets 503"},
+		{"AUTHD_TOKEN_CACHE_TTL", "5s", "how long a validated access token is believed without asking the database, 0 to 1m (0: no cache)"},
 	}
 	for _, s := range all {
 		if !contains(names, s.env) {
@@ -118,6 +141,49 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			}
 			c.RateLimit = b
 		}
+		rules := []struct {
+			name string
+			dst  *ratelimit.Rule
+		}{
+			{"AUTHD_RATELIMIT_LOGIN_IP", &c.Limits.LoginIP},
+			{"AUTHD_RATELIMIT_LOGIN_FAILED", &c.Limits.LoginFailed},
+			{"AUTHD_RATELIMIT_LOGIN_SUCCESS", &c.Limits.LoginSuccess},
+			{"AUTHD_RATELIMIT_REFRESH_IP", &c.Limits.RefreshIP},
+		}
+		for _, rule := range rules {
+			if v, ok := get(rule.name); ok {
+				r, err := ratelimit.ParseRule(v)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", rule.name, err))
+				}
+				*rule.dst = r
+			}
+		}
+		if v, ok := get("AUTHD_TRUSTED_PROXIES"); ok {
+			p, err := parseTrustedProxies(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_TRUSTED_PROXIES: %w", err))
+			}
+			c.Limits.TrustedProxies = p
+		}
+		if v, ok := get("AUTHD_HASH_CONCURRENCY"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1024 {
+				errs = append(errs, fmt.Errorf("AUTHD_HASH_CONCURRENCY: %q is not a whole number from 0 to 1024", v))
+			}
+			c.Limits.HashConcurrency = n
+		}
+		if v, ok := get("AUTHD_HASH_QUEUE_TIMEOUT"); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("AUTHD_HASH_QUEUE_TIMEOUT: %q is not a positive duration such as 1s", v))
+			}
+			c.Limits.HashQueueTimeout = d
+		}
+		if p, ok := raw["AUTHD_PASSWORD_PEPPER"]; ok {
+			// Taken as it is, spaces included; never echoed.
+			c.Pepper = []byte(*p)
+		}
 		if v, ok := get("AUTHD_REFRESH_TOKENS"); ok {
 			b, err := parseOnOff(v)
 			if err != nil {
@@ -160,10 +226,35 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			c.Versions = b
 		}
 		if v, ok := get("AUTHD_LOG_FORMAT"); ok {
-			if v != "text" && v != "json" {
-				errs = append(errs, fmt.Errorf("AUTHD_LOG_FORMAT: %q is not text or json", v))
+			if v != "auto" && v != "text" && v != "json" {
+				errs = append(errs, fmt.Errorf("AUTHD_LOG_FORMAT: %q is not auto, text or json", v))
 			}
 			c.LogFormat = v
+		}
+		if v, ok := get("AUTHD_METRICS_LISTEN"); ok && v != "" {
+			if _, port, err := net.SplitHostPort(v); err != nil {
+				errs = append(errs, fmt.Errorf("AUTHD_METRICS_LISTEN: %q is not host:port", v))
+			} else if v == c.Listen && port != "0" {
+				errs = append(errs, fmt.Errorf("AUTHD_METRICS_LISTEN: %q is AUTHD_LISTEN too; leave it empty to serve /metrics there", v))
+			}
+			c.MetricsListen = v
+		}
+		if v, ok := get("AUTHD_DB_TIMEOUT"); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 100*time.Millisecond || d > 30*time.Second {
+				errs = append(errs, fmt.Errorf("AUTHD_DB_TIMEOUT: %q is not a duration from 100ms to 30s, such as 3s", v))
+			}
+			c.DBTimeout = d
+		}
+		if v, ok := get("AUTHD_TOKEN_CACHE_TTL"); ok {
+			d, err := time.ParseDuration(v)
+			if v == "0" || v == "off" {
+				d, err = 0, nil
+			}
+			if err != nil || d < 0 || d > time.Minute {
+				errs = append(errs, fmt.Errorf("AUTHD_TOKEN_CACHE_TTL: %q is not a duration from 0 to 1m, such as 5s", v))
+			}
+			c.TokenCacheTTL = d
 		}
 		if v, ok := get("AUTHD_LOG_LEVEL"); ok {
 			switch v {
@@ -175,6 +266,37 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		}
 		return errors.Join(errs...)
 	}
+}
+
+// limits are the abuse-resistance settings.
+type limits struct {
+	LoginIP, LoginFailed, LoginSuccess, RefreshIP ratelimit.Rule
+	TrustedProxies                                []netip.Prefix
+	HashConcurrency                               int
+	HashQueueTimeout                              time.Duration
+}
+
+// parseTrustedProxies reads a comma-separated list of CIDRs or single
+// addresses (taken as /32 or /128).
+func parseTrustedProxies(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
+		}
+		ip = ip.Unmap()
+		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	return out, nil
 }
 
 func parseOnOff(v string) (bool, error) {

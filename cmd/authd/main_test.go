@@ -48,9 +48,32 @@ func mustCLI(t *testing.T, getenv func(string) string, stdin string, args ...str
 }
 
 // serve boots run("serve") on 127.0.0.1:0 and returns its base URL, once
-// the listening log line says where it is. The server stops, and run must
-// return nil, when the test ends.
+// the listening log line has said where it is and the ready line that its
+// store is open. The server stops, and run must return nil, when the test
+// ends.
 func serve(t *testing.T, getenv func(string) string) string {
+	t.Helper()
+	return startServe(t, getenv, "ready").base
+}
+
+// served is a run("serve") in progress.
+type served struct {
+	base string // http://127.0.0.1:PORT
+	mu   sync.Mutex
+	logs strings.Builder
+}
+
+// log returns what the server logged so far.
+func (s *served) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs.String()
+}
+
+// startServe boots run("serve") and returns once it has logged the message
+// waitFor ("listening" or "ready"). It stops when the test ends, and run
+// must then return nil.
+func startServe(t *testing.T, getenv func(string) string, waitFor string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -59,42 +82,49 @@ func serve(t *testing.T, getenv func(string) string) string {
 		done <- run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, pw)
 		pw.Close()
 	}()
+	s := &served{}
 	addr := make(chan string, 1)
-	var logMu sync.Mutex
-	var logs strings.Builder
 	go func() {
+		var listening string
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			logMu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
+			s.mu.Lock()
+			s.logs.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
 			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			if line.Msg == "listening" {
+				listening = line.Addr
+			}
+			if line.Msg == waitFor {
+				addr <- listening
 			}
 		}
 		close(addr)
+		io.Copy(io.Discard, pr) // a line too long for the scanner
 	}()
 	a, ok := <-addr
 	if !ok {
 		err := <-done
-		t.Fatalf("serve exited before listening: %v\n%s", err, logs.String())
+		t.Fatalf("serve exited before %s: %v\n%s", waitFor, err, s.log())
 	}
+	s.base = "http://" + a
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve returned %v", err)
 		}
-		logMu.Lock()
-		defer logMu.Unlock()
 		// Secrets never reach the log.
+		logs := s.log()
 		for _, secret := range secretsSeen {
-			if strings.Contains(logs.String(), secret) {
+			if strings.Contains(logs, secret) {
 				t.Errorf("the log holds a secret")
 			}
 		}
 	})
-	return "http://" + a
+	return s
 }
 
 // secretsSeen collects the passwords and tokens a test handled, so that the
@@ -109,6 +139,12 @@ type result struct {
 
 func call(t *testing.T, method, url, body, tok string) result {
 	t.Helper()
+	return callWith(t, http.DefaultClient, method, url, body, tok)
+}
+
+// callWith is call with the given client.
+func callWith(t *testing.T, client *http.Client, method, url, body, tok string) result {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -120,7 +156,7 @@ func call(t *testing.T, method, url, body, tok string) result {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,16 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/authd/authd/internal/api"
+	"github.com/authd/authd/internal/metrics"
 	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/ratelimit"
 )
-
-// Login attempts per client IP: a burst of 10, then one every 5 seconds
-// (DESIGN.md, security defaults).
-var loginIPRule = ratelimit.Rule{Burst: 10, Every: 5 * time.Second}
 
 // shutdownTimeout bounds how long in-flight requests may take to finish
 // after SIGTERM.
@@ -27,9 +28,12 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	var cfg config
 	fs := newFlagSet("serve", env.stderr)
 	validate := cfg.flags(fs, env.getenv, "AUTHD_SERVER_NAME", "AUTHD_LISTEN", "AUTHD_DATABASE_URL",
-		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_RATELIMIT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
+		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER",
+		"AUTHD_RATELIMIT", "AUTHD_RATELIMIT_LOGIN_IP", "AUTHD_RATELIMIT_LOGIN_FAILED", "AUTHD_RATELIMIT_LOGIN_SUCCESS",
+		"AUTHD_RATELIMIT_REFRESH_IP", "AUTHD_TRUSTED_PROXIES", "AUTHD_HASH_CONCURRENCY", "AUTHD_HASH_QUEUE_TIMEOUT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
 		"AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL",
-		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL")
+		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL", "AUTHD_METRICS_LISTEN", "AUTHD_DB_TIMEOUT",
+		"AUTHD_TOKEN_CACHE_TTL")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,33 +45,37 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 	log := newLogger(env.stderr, cfg.LogFormat, cfg.LogLevel)
 
-	st, err := openStore(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if cfg.Migrate {
-		if err := st.MigrateUp(ctx); err != nil {
-			return err
-		}
-	}
-	if err := checkSchema(ctx, st); err != nil {
-		return err
-	}
-	hasher, err := password.NewHasher(cfg.BcryptCost, nil)
+	hasher, err := password.NewHasher(cfg.BcryptCost, cfg.Pepper)
 	if err != nil {
 		return err
 	}
 	hasher.Warm()
+	// The store is opened after the listeners, and may take a while (the
+	// database is still starting, or down): until then the process answers
+	// /healthz, says not ready on /readyz, serves /metrics and answers
+	// every Matrix request 503. draining makes /readyz say no from the
+	// moment shutdown starts.
+	var db storeSlot
+	var draining atomic.Bool
+	m := metrics.New(metrics.Options{Sessions: &db, Logger: log})
 	deps := api.Deps{
-		Store:         st,
 		Hasher:        hasher,
 		ServerName:    cfg.ServerName,
 		Tokens:        cfg.Tokens,
 		PublicBaseURL: cfg.PublicBase,
 		ServeVersions: cfg.Versions,
 		Logger:        log,
+		Observer:      m,
+		StoreTimeout:  cfg.DBTimeout,
+		TokenCacheTTL: cfg.TokenCacheTTL,
 		Ready: func(ctx context.Context) error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
+			st := db.get()
+			if st == nil {
+				return errors.New("database unreachable")
+			}
 			if err := st.Ping(ctx); err != nil {
 				log.LogAttrs(ctx, slog.LevelWarn, "database ping failed", slog.Any("err", err))
 				return errors.New("database unreachable")
@@ -75,9 +83,20 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			return checkSchema(ctx, st)
 		},
 	}
-	if cfg.RateLimit {
-		deps.LoginIPLimiter = ratelimit.NewMemory(loginIPRule, nil)
+	if cfg.MetricsListen == "" {
+		deps.Metrics = m.Handler()
 	}
+	deps.TrustedProxies = cfg.Limits.TrustedProxies
+	deps.HashConcurrency = cfg.Limits.HashConcurrency
+	deps.HashQueueTimeout = cfg.Limits.HashQueueTimeout
+	if cfg.RateLimit {
+		deps.LoginIPLimiter = newLimiter(cfg.Limits.LoginIP)
+		deps.LoginFailedLimiter = newLimiter(cfg.Limits.LoginFailed)
+		deps.LoginSuccessLimiter = newLimiter(cfg.Limits.LoginSuccess)
+		deps.RefreshIPLimiter = newLimiter(cfg.Limits.RefreshIP)
+	}
+	var handler swapHandler
+	handler.set(api.NewUnavailable(deps))
 
 	// Listen first, so that a bind error is reported before anything runs
 	// and tests can listen on :0.
@@ -85,53 +104,94 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           api.New(deps),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	servers := []server{{newHTTPServer(&handler, log), ln}}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("AUTHD_METRICS_LISTEN: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		servers = append(servers, server{newHTTPServer(mux, log), mln})
 	}
 	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("server_name", cfg.ServerName),
 		slog.String("database", databaseKindName(cfg.DatabaseURL)))
+	if len(servers) > 1 {
+		log.Info("metrics listening", slog.String("addr", servers[1].ln.Addr().String()))
+	}
+	// runCtx ends on SIGTERM, or when a server stops by itself (its
+	// listener failed), with that error as its cause.
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	var serving sync.WaitGroup
+	for _, s := range servers {
+		serving.Go(func() {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				fail(err)
+			}
+		})
+	}
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	sweepDone := make(chan struct{})
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	go func() {
-		defer close(sweepDone)
-		sweep(sweepCtx, st, log, sweepInterval, tokenRetention, time.Now)
+	err = func() error {
+		st, err := connect(runCtx, cfg, log)
+		if err != nil {
+			if runCtx.Err() != nil {
+				return nil // stopped while waiting: shutdown says why
+			}
+			return err
+		}
+		defer st.Close() // after the servers are shut down: the deferred call runs last
+		db.set(st)
+		deps.Store = st
+		handler.set(api.New(deps))
+		log.Info("ready")
+
+		sweepCtx, stopSweep := context.WithCancel(context.Background())
+		var sweeping sync.WaitGroup
+		sweeping.Go(func() { sweep(sweepCtx, st, log, sweepInterval, tokenRetention, time.Now) })
+		defer func() {
+			stopSweep()
+			sweeping.Wait()
+		}()
+
+		<-runCtx.Done()
+		return shutdown(ctx, runCtx, servers, &serving, &draining, log)
 	}()
-	defer func() {
-		stopSweep()
-		<-sweepDone
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	if db.get() == nil {
+		// Stopped, or failed, before the store was open: nothing is in
+		// flight but 503s.
+		err = errors.Join(err, shutdown(ctx, runCtx, servers, &serving, &draining, log))
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+	if err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
-// newLogger returns the process logger, writing text or JSON to w.
+// newLimiter returns the in-process limiter for a rule; nil (no limit) for
+// a rule switched off.
+func newLimiter(r ratelimit.Rule) ratelimit.Limiter {
+	if !r.Enabled() {
+		return nil
+	}
+	return ratelimit.NewMemory(r, 0, nil)
+}
+
+// newLogger returns the process logger, writing text or JSON to w. The
+// format "auto" is text when w is a terminal, JSON otherwise (a container's
+// log, a file, a pipe).
 func newLogger(w io.Writer, format, level string) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level)) // validated with the config
 	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(interface{ Fd() uintptr }); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -31,17 +31,27 @@ func openStore(ctx context.Context, databaseURL string) (appStore, error) {
 	case postgresDB:
 		db, err := postgres.Open(ctx, target)
 		if err != nil {
-			return nil, fmt.Errorf("cannot reach the database: %s", oneLine(err))
+			return nil, oneLineError{"cannot reach the database: " + oneLine(err), err}
 		}
 		return db, nil
 	default:
 		db, err := sqlite.Open(ctx, target)
 		if err != nil {
-			return nil, fmt.Errorf("cannot open the database: %s", oneLine(err))
+			return nil, oneLineError{"cannot open the database: " + oneLine(err), err}
 		}
 		return db, nil
 	}
 }
+
+// oneLineError is an error whose message was flattened to one line; it
+// still unwraps to the original (store.ErrUnavailable, for one).
+type oneLineError struct {
+	msg string
+	err error
+}
+
+func (e oneLineError) Error() string { return e.msg }
+func (e oneLineError) Unwrap() error { return e.err }
 
 // oneLine flattens a driver error (pgx lists each address it tried on a line
 // of its own) so that the CLI reports one line.

@@ -107,7 +107,7 @@ func findUser(ctx context.Context, st appStore, serverName, name string) (store.
 }
 
 func runUserCreate(ctx context.Context, env *environment, args []string) error {
-	c := newUserCommand(env, "create", "AUTHD_BCRYPT_COST")
+	c := newUserCommand(env, "create", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER")
 	email := c.fs.String("email", "", "bind this email address to the user")
 	fromStdin := c.fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
 	pos, err := c.parse(args, 1, "authd user create LOCALPART [--email ADDR] [--password-stdin]")
@@ -127,7 +127,7 @@ func runUserCreate(ctx context.Context, env *environment, args []string) error {
 		}
 		threepids = append(threepids, store.ThreePID{Medium: store.MediumEmail, Address: addr, UserID: id, AddedAt: now})
 	}
-	hash, err := readAndHash(env, c.cfg.BcryptCost, *fromStdin)
+	hash, err := readAndHash(env, c.cfg.BcryptCost, c.cfg.Pepper, *fromStdin)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func runUserCreate(ctx context.Context, env *environment, args []string) error {
 }
 
 func runUserPasswd(ctx context.Context, env *environment, args []string) error {
-	c := newUserCommand(env, "passwd", "AUTHD_BCRYPT_COST")
+	c := newUserCommand(env, "passwd", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER")
 	fromStdin := c.fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
 	keep := c.fs.Bool("keep-sessions", false, "keep the user's sessions instead of logging every device out")
 	pos, err := c.parse(args, 1, "authd user passwd LOCALPART [--password-stdin] [--keep-sessions]")
@@ -167,7 +167,7 @@ func runUserPasswd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	hash, err := readAndHash(env, c.cfg.BcryptCost, *fromStdin)
+	hash, err := readAndHash(env, c.cfg.BcryptCost, c.cfg.Pepper, *fromStdin)
 	if err != nil {
 		return err
 	}
@@ -326,7 +326,7 @@ func newUserID(name, serverName string) (string, error) {
 
 // readAndHash reads a new password, from stdin or a prompt without echo,
 // and hashes it. Passwords never come from argv, where ps would show them.
-func readAndHash(env *environment, cost int, fromStdin bool) (string, error) {
+func readAndHash(env *environment, cost int, pepper []byte, fromStdin bool) (string, error) {
 	var pw string
 	if fromStdin {
 		b, err := io.ReadAll(io.LimitReader(env.stdin, password.MaxLen+3))
@@ -353,7 +353,7 @@ func readAndHash(env *environment, cost int, fromStdin bool) (string, error) {
 		}
 		pw = first
 	}
-	h, err := password.NewHasher(cost, nil)
+	h, err := password.NewHasher(cost, pepper)
 	if err != nil {
 		return "", err
 	}
