@@ -34,7 +34,7 @@ endif
 test-go:
 	$(GO) test -race -count=1 ./...
 
-# e2e: matrix-js-sdk in Node and headless Chromium against bin/authd on a throwaway Postgres (e2e/run.sh).
+# e2e: matrix-js-sdk in Node and headless Chromium against bin/authd on a throwaway Postgres, directly and through nginx with deploy/nginx (e2e/run.sh).
 e2e:
 	bash e2e/run.sh
 

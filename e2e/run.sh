@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # End-to-end tests: bin/authd on a throwaway Postgres, driven by
-# matrix-js-sdk in Node and in headless Chromium (make e2e).
+# matrix-js-sdk in Node and in headless Chromium, directly and through real
+# nginx with deploy/nginx/authd.conf (make e2e).
 #
 # It builds bin/authd, starts a Postgres cluster with pg_virtualenv, migrates
-# it, creates the users of e2e/lib/fixtures.mjs, starts two authd instances on
-# free loopback ports (one without rate limits and with 1 s refreshable access
-# tokens, one with the default per-IP login limit), waits until both answer
-# /readyz, runs `node --test` in e2e/ and stops authd whatever happens. Logs
-# go to a temporary directory; authd's are printed when anything fails.
-# Arguments are passed to `node --test` (e.g. e2e/run.sh
-# --test-name-pattern=browser). AUTHD_E2E_BIN=PATH tests that authd binary
-# instead of building bin/authd.
+# it, creates the users of e2e/lib/fixtures.mjs, starts three authd instances
+# on free loopback ports (one without rate limits and with 1 s refreshable
+# access tokens, one with the default per-IP login limit, and one behind
+# nginx that trusts it as its proxy), waits until they answer /readyz, starts
+# nginx in front of the third and of the stand-in homeserver that
+# tests/proxy.test.mjs serves, runs `node --test` in e2e/ and stops nginx and
+# authd whatever happens. Logs go to a temporary directory; authd's and
+# nginx's are printed when anything fails. Arguments are passed to `node
+# --test` (e.g. e2e/run.sh --test-name-pattern=browser). AUTHD_E2E_BIN=PATH
+# tests that authd binary instead of building bin/authd; AUTHD_E2E_NGINX=PATH
+# another nginx than /usr/sbin/nginx.
 set -euo pipefail
 
 e2e=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$e2e")
 authd=${AUTHD_E2E_BIN:-$root/bin/authd}
+nginx=${AUTHD_E2E_NGINX:-/usr/sbin/nginx}
 
 # The outer run: check prerequisites, build, then start over inside a
 # throwaway Postgres cluster, which pg_virtualenv removes when we return.
@@ -24,6 +29,7 @@ if [ -z "${AUTHD_E2E_INSIDE_PG:-}" ]; then
 		command -v "$cmd" >/dev/null || { echo "e2e: needs $cmd (see README.md, End-to-end tests)" >&2; exit 1; }
 	done
 	[ -x /usr/bin/chromium ] || { echo "e2e: needs /usr/bin/chromium: apt-get install chromium" >&2; exit 1; }
+	[ -x "$nginx" ] || { echo "e2e: needs $nginx: apt-get install nginx" >&2; exit 1; }
 	if [ -z "${AUTHD_E2E_BIN:-}" ]; then
 		make -C "$root" --no-print-directory build
 	fi
@@ -41,7 +47,7 @@ pids=()
 failed=1
 
 print_logs() {
-	for f in "$logs"/authd-*.log; do
+	for f in "$logs"/authd-*.log "$logs"/nginx/error.log "$logs"/nginx/access.log; do
 		[ -e "$f" ] || continue
 		printf '\n==> %s\n' "$f" >&2
 		cat "$f" >&2
@@ -86,15 +92,17 @@ free_port() {
 }
 
 # start_authd NAME VAR=VALUE...: starts `authd serve` on a free loopback port
-# with the given settings, waits until /readyz answers 200, and sets $url to
-# its base URL. A port taken between free_port and authd's listen is retried.
+# with the given settings (AUTHD_PUBLIC_BASEURL defaults to its own URL),
+# waits until /readyz answers 200, and sets $url to its base URL and $port to
+# its port. A port taken between free_port and authd's listen is retried.
 start_authd() {
-	local name=$1 log=$logs/authd-$1.log attempt try port pid
+	local name=$1 log=$logs/authd-$1.log attempt try pid
 	shift
 	for attempt in 1 2 3; do
 		port=$(free_port)
 		url=http://127.0.0.1:$port
-		env "$@" AUTHD_LISTEN="127.0.0.1:$port" AUTHD_PUBLIC_BASEURL="$url" \
+		# The settings given win over these defaults.
+		env AUTHD_LISTEN="127.0.0.1:$port" AUTHD_PUBLIC_BASEURL="$url" "$@" \
 			"$authd" serve >"$log" 2>&1 &
 		pid=$!
 		pids+=("$pid")
@@ -128,6 +136,87 @@ export AUTHD_E2E_BASEURL=$url
 start_authd ratelimited AUTHD_RATELIMIT=on
 export AUTHD_E2E_LIMITED_BASEURL=$url
 export AUTHD_E2E_SERVER_NAME=$AUTHD_SERVER_NAME
+
+# start_nginx PORT AUTHD HOMESERVER: nginx on 127.0.0.1:PORT with
+# deploy/nginx/authd.conf as shipped, except for its listen lines (one,
+# on PORT) and its access log (in $logs/nginx), inside an nginx.conf of its
+# own that defines the upstreams `authd` and `homeserver` (host:port each).
+# nginx runs in the foreground with its prefix, pid, temporary files and logs
+# in $logs/nginx, and is stopped with the authd instances.
+start_nginx() {
+	local port=$1 dir=$logs/nginx shipped=$root/deploy/nginx/authd.conf pid try
+	mkdir -p "$dir/tmp"
+	# nginx's workers (nobody, when run as root) write temporary files here.
+	chmod 755 "$logs" "$dir" "$dir/tmp"
+	awk -v listen="listen 127.0.0.1:$port;" -v access_log="access_log $dir/access.log authd_redacted;" '
+		/^[ \t]*listen[ \t]/ { if (!done) { sub(/listen[^;]*;/, listen); print; done = 1 }; next }
+		/^[ \t]*access_log[ \t]/ { sub(/access_log[^;]*;/, access_log); print; next }
+		{ print }' "$shipped" >"$dir/authd.conf"
+	if ! diff <(grep -Ev '^[[:space:]]*(listen|access_log)[[:space:]]' "$shipped") \
+		<(grep -Ev '^[[:space:]]*(listen|access_log)[[:space:]]' "$dir/authd.conf") >&2 ||
+		[ "$(grep -Ec '^[[:space:]]*listen[[:space:]]' "$dir/authd.conf")" != 1 ]; then
+		echo "e2e: rendering $shipped changed more than its listen and access_log lines" >&2
+		return 1
+	fi
+	cat >"$dir/nginx.conf" <<-EOF
+		# Written by e2e/run.sh: deploy/nginx/authd.conf in front of loopback upstreams.
+		worker_processes 1;
+		pid $dir/nginx.pid;
+		error_log $dir/error.log notice;
+		events { worker_connections 512; }
+		http {
+			client_body_temp_path $dir/tmp/client_body;
+			proxy_temp_path $dir/tmp/proxy;
+			fastcgi_temp_path $dir/tmp/fastcgi;
+			uwsgi_temp_path $dir/tmp/uwsgi;
+			scgi_temp_path $dir/tmp/scgi;
+			access_log $dir/access.log;
+			upstream authd { server $2; keepalive 8; }
+			upstream homeserver { server $3; keepalive 8; }
+			include $dir/authd.conf;
+		}
+	EOF
+	"$nginx" -t -q -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" || {
+		echo "e2e: nginx -t refused $dir/nginx.conf" >&2
+		return 1
+	}
+	"$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' >>"$dir/error.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	for try in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || { echo "e2e: nginx exited (port $port taken?)" >&2; return 1; }
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			echo "e2e: nginx ready at http://127.0.0.1:$port"
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "e2e: nginx not listening on $port after 10 s" >&2
+	return 1
+}
+
+# The authd behind nginx: per-IP login limit on, nginx's address trusted to
+# report the client's (when this authd knows AUTHD_TRUSTED_PROXIES; if not,
+# the trusted-proxy test is reported as a todo), and the proxy as its public
+# base URL.
+proxy_port=$(free_port)
+proxy_url=http://127.0.0.1:$proxy_port
+trusted=()
+serve_help=$("$authd" serve --help 2>&1 || true)
+if [[ $serve_help == *-trusted-proxies* ]]; then
+	trusted=(AUTHD_TRUSTED_PROXIES=127.0.0.1/32)
+	export AUTHD_E2E_TRUSTED_PROXIES=1
+else
+	echo "e2e: this authd has no AUTHD_TRUSTED_PROXIES: the trusted-proxy test is a todo" >&2
+	export AUTHD_E2E_TRUSTED_PROXIES=0
+fi
+start_authd proxied AUTHD_RATELIMIT=on AUTHD_PUBLIC_BASEURL="$proxy_url" "${trusted[@]}"
+homeserver_port=$(free_port)
+while [ "$homeserver_port" = "$proxy_port" ]; do homeserver_port=$(free_port); done
+start_nginx "$proxy_port" "127.0.0.1:$port" "127.0.0.1:$homeserver_port"
+export AUTHD_E2E_PROXY_BASEURL=$proxy_url
+export AUTHD_E2E_HOMESERVER_PORT=$homeserver_port
+export AUTHD_E2E_NGINX_ACCESS_LOG=$logs/nginx/access.log
 
 cd "$e2e"
 node --test --test-concurrency=3 --test-timeout=60000 "$@"

@@ -14,3 +14,14 @@ export const limitedBaseUrl = need("AUTHD_E2E_LIMITED_BASEURL");
 export const serverName = need("AUTHD_E2E_SERVER_NAME");
 
 export const mxid = (localpart) => `@${localpart}:${serverName}`;
+
+// nginx with deploy/nginx/authd.conf, in front of a third authd (per-IP
+// login limit on, trusting 127.0.0.1 as its proxy when it can) and of the
+// stand-in homeserver that tests/proxy.test.mjs serves on homeserverPort.
+export const proxyBaseUrl = need("AUTHD_E2E_PROXY_BASEURL");
+export const homeserverPort = Number(need("AUTHD_E2E_HOMESERVER_PORT"));
+// nginx's access log, in deploy/nginx/authd.conf's authd_redacted format.
+export const nginxAccessLog = need("AUTHD_E2E_NGINX_ACCESS_LOG");
+// Whether the authd behind nginx runs with AUTHD_TRUSTED_PROXIES (run.sh
+// asks `authd serve --help`).
+export const trustedProxies = need("AUTHD_E2E_TRUSTED_PROXIES") === "1";

@@ -16,6 +16,10 @@ export const users = {
     erin: { localpart: "erin", password: "erin expires", email: "" },
     // Browser: cross-origin login, whoami, logout.
     dave: { localpart: "dave", password: "dave's browser password", email: "" },
+    // Through nginx: login, whoami, logout.
+    frank: { localpart: "frank", password: "frank behind the proxy", email: "" },
+    // Through nginx: forward auth to the stand-in homeserver.
+    grace: { localpart: "grace", password: "grace's forward-auth pw", email: "" },
 };
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
