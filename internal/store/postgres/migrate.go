@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 
-	"github.com/golang-migrate/migrate/v4"
 	pgxmigrate "github.com/golang-migrate/migrate/v4/database/pgx/v5"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -24,41 +21,18 @@ const migrationsTable = "schema_migrations"
 // MigrateUp applies every pending migration. golang-migrate holds a Postgres
 // advisory lock while it runs, so replicas starting together migrate once.
 // Cancelling ctx stops it between two migrations.
-func (db *DB) MigrateUp(ctx context.Context) (err error) {
+func (db *DB) MigrateUp(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("postgres: migrate up: %w", err)
-	}
-	src, err := iofs.New(migrations.FS, "postgres")
-	if err != nil {
-		return fmt.Errorf("postgres: migrate up: open source: %w", err)
 	}
 	// Closing this *sql.DB leaves the pool open.
 	sqlDB := stdlib.OpenDBFromPool(db.pool)
 	drv, err := pgxmigrate.WithInstance(sqlDB, &pgxmigrate.Config{MigrationsTable: migrationsTable})
 	if err != nil {
-		err = errors.Join(err, sqlDB.Close(), src.Close())
+		err = errors.Join(err, sqlDB.Close())
 		return fmt.Errorf("postgres: migrate up: open database: %w", err)
 	}
-	m, err := migrate.NewWithInstance("iofs", src, "pgx5", drv)
-	if err != nil {
-		err = errors.Join(err, drv.Close(), src.Close())
-		return fmt.Errorf("postgres: migrate up: %w", err)
-	}
-	defer func() {
-		srcErr, dbErr := m.Close()
-		if cerr := errors.Join(srcErr, dbErr); cerr != nil && err == nil {
-			err = fmt.Errorf("postgres: migrate up: close: %w", cerr)
-		}
-	}()
-
-	// golang-migrate takes no context; its graceful stop finishes the
-	// migration under way and applies no more.
-	stop := context.AfterFunc(ctx, func() { m.GracefulStop <- true })
-	defer stop()
-	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("postgres: migrate up: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := migrations.Up(ctx, "postgres", "pgx5", drv); err != nil {
 		return fmt.Errorf("postgres: migrate up: %w", err)
 	}
 	return nil
@@ -70,7 +44,7 @@ func (db *DB) MigrateUp(ctx context.Context) (err error) {
 // replica's migration, ignoring ctx) and creates the table if it is missing:
 // a status check, such as /readyz, must neither block nor write.
 func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
-	latest, err := latestVersion(migrations.FS, "postgres")
+	latest, err := migrations.Latest("postgres")
 	if err != nil {
 		return store.Schema{}, fmt.Errorf("postgres: schema status: %w", translate(err))
 	}
@@ -90,31 +64,4 @@ func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
 		s.Version = uint(version)
 	}
 	return s, nil
-}
-
-// latestVersion returns the highest migration version in dir of fsys, or
-// 0 if it holds none.
-func latestVersion(fsys fs.FS, dir string) (uint, error) {
-	src, err := iofs.New(fsys, dir)
-	if err != nil {
-		return 0, fmt.Errorf("open migrations: %w", err)
-	}
-	defer src.Close()
-	v, err := src.First()
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("first migration: %w", err)
-	}
-	for {
-		next, err := src.Next(v)
-		if errors.Is(err, fs.ErrNotExist) {
-			return v, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("migration after %d: %w", v, err)
-		}
-		v = next
-	}
 }

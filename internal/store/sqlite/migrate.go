@@ -5,11 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 
-	"github.com/golang-migrate/migrate/v4"
 	sqlitemigrate "github.com/golang-migrate/migrate/v4/database/sqlite"
-	"github.com/golang-migrate/migrate/v4/source/iofs"
 
 	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/migrations"
@@ -22,45 +19,22 @@ const migrationsTable = "schema_migrations"
 // MigrateUp applies every pending migration, each in a transaction.
 // Cancelling ctx stops it between two migrations. golang-migrate's sqlite
 // lock is per process: run one migrating process at a time.
-func (db *DB) MigrateUp(ctx context.Context) (err error) {
+func (db *DB) MigrateUp(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: migrate up: %w", err)
-	}
-	src, err := iofs.New(migrations.FS, "sqlite")
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate up: open source: %w", err)
 	}
 	// The driver closes the *sql.DB it is given and runs outside ctx, so it
 	// gets a connection of its own rather than the store's only one.
 	sqlDB, err := openDB(ctx, db.path)
 	if err != nil {
-		return errors.Join(fmt.Errorf("sqlite: migrate up: %w", err), src.Close())
+		return fmt.Errorf("sqlite: migrate up: %w", err)
 	}
 	drv, err := sqlitemigrate.WithInstance(sqlDB, &sqlitemigrate.Config{MigrationsTable: migrationsTable})
 	if err != nil {
-		err = errors.Join(err, sqlDB.Close(), src.Close())
+		err = errors.Join(err, sqlDB.Close())
 		return fmt.Errorf("sqlite: migrate up: open database: %w", err)
 	}
-	m, err := migrate.NewWithInstance("iofs", src, "sqlite", drv)
-	if err != nil {
-		err = errors.Join(err, drv.Close(), src.Close())
-		return fmt.Errorf("sqlite: migrate up: %w", err)
-	}
-	defer func() {
-		srcErr, dbErr := m.Close()
-		if cerr := errors.Join(srcErr, dbErr); cerr != nil && err == nil {
-			err = fmt.Errorf("sqlite: migrate up: close: %w", cerr)
-		}
-	}()
-
-	// golang-migrate takes no context; its graceful stop finishes the
-	// migration under way and applies no more.
-	stop := context.AfterFunc(ctx, func() { m.GracefulStop <- true })
-	defer stop()
-	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
-		return fmt.Errorf("sqlite: migrate up: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := migrations.Up(ctx, "sqlite", "sqlite", drv); err != nil {
 		return fmt.Errorf("sqlite: migrate up: %w", err)
 	}
 	return nil
@@ -70,7 +44,7 @@ func (db *DB) MigrateUp(ctx context.Context) (err error) {
 // golang-migrate's table directly: the driver would create the table, a
 // write, and a status check should only read.
 func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
-	latest, err := latestVersion(migrations.FS, "sqlite")
+	latest, err := migrations.Latest("sqlite")
 	if err != nil {
 		return store.Schema{}, fmt.Errorf("sqlite: schema status: %w", translate(err))
 	}
@@ -97,31 +71,4 @@ func (db *DB) SchemaStatus(ctx context.Context) (store.Schema, error) {
 		s.Version = uint(version)
 	}
 	return s, nil
-}
-
-// latestVersion returns the highest migration version in dir of fsys, or
-// 0 if it holds none.
-func latestVersion(fsys fs.FS, dir string) (uint, error) {
-	src, err := iofs.New(fsys, dir)
-	if err != nil {
-		return 0, fmt.Errorf("open migrations: %w", err)
-	}
-	defer src.Close()
-	v, err := src.First()
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("first migration: %w", err)
-	}
-	for {
-		next, err := src.Next(v)
-		if errors.Is(err, fs.ErrNotExist) {
-			return v, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("migration after %d: %w", v, err)
-		}
-		v = next
-	}
 }
