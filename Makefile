@@ -6,8 +6,15 @@ BIN := bin/authd
 # with pg_virtualenv (Debian's postgresql-common) for the length of the run.
 AUTHD_TEST_DATABASE_URL ?=
 PG_URL_FROM_VIRTUALENV := postgres://$$PGUSER:$$PGPASSWORD@$$PGHOST:$$PGPORT/$$PGDATABASE?sslmode=disable
+# The Postgres server `make bench` creates its database on; unset, a throwaway
+# cluster as for `make test`. BENCH_FLAGS go to cmd/authd-bench; SMOKE=1 adds -smoke.
+AUTHD_BENCH_DATABASE_URL ?=
+BENCH_FLAGS ?=
+ifneq ($(strip $(SMOKE)),)
+BENCH_FLAGS += -smoke
+endif
 
-.PHONY: help build run test test-go e2e lint fmt clean
+.PHONY: help build run test test-go e2e bench bench-smoke bench-go lint fmt clean
 
 # help: list the targets with their one-line descriptions.
 help:
@@ -37,6 +44,24 @@ test-go:
 # e2e: matrix-js-sdk in Node and headless Chromium against bin/authd on a throwaway Postgres, directly and through nginx with deploy/nginx (e2e/run.sh).
 e2e:
 	bash e2e/run.sh
+
+# bench: authd against this machine's bounds (bcrypt, /healthz) on a throwaway Postgres and on SQLite; fails on a missed target; SMOKE=1 for seconds and no targets.
+bench: build
+	$(GO) build -o bin/authd-bench ./cmd/authd-bench
+ifeq ($(strip $(AUTHD_BENCH_DATABASE_URL)),)
+	@command -v pg_virtualenv >/dev/null || { echo "make bench: needs Postgres: install postgresql and postgresql-common (pg_virtualenv), or set AUTHD_BENCH_DATABASE_URL=postgres://..." >&2; exit 1; }
+	pg_virtualenv -t sh -c 'AUTHD_BENCH_DATABASE_URL="$(PG_URL_FROM_VIRTUALENV)" ./bin/authd-bench -authd $(BIN) $(BENCH_FLAGS)'
+else
+	./bin/authd-bench -authd $(BIN) $(BENCH_FLAGS)
+endif
+
+# bench-smoke: make bench SMOKE=1: every scenario for a moment, no target asserted (CI runs it).
+bench-smoke:
+	$(MAKE) --no-print-directory bench SMOKE=1
+
+# bench-go: the go test micro-benchmarks with -benchmem: tokens, the rate limiter, whoami through the router.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/token ./internal/ratelimit ./internal/api
 
 # lint: gofmt, go vet and staticcheck (pinned as a Go tool in go.mod).
 lint:

@@ -87,7 +87,9 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		deps.Metrics = m.Handler()
 	}
 	deps.TrustedProxies = cfg.Limits.TrustedProxies
-	deps.HashConcurrency = cfg.Limits.HashConcurrency
+	var restoreProcs func()
+	deps.HashConcurrency, restoreProcs = reserveProc(cfg.Limits.HashConcurrency)
+	defer restoreProcs()
 	deps.HashQueueTimeout = cfg.Limits.HashQueueTimeout
 	if cfg.RateLimit {
 		deps.LoginIPLimiter = newLimiter(cfg.Limits.LoginIP)

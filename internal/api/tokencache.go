@@ -11,8 +11,8 @@ import (
 )
 
 // DefaultTokenCacheSize bounds the token cache when Deps names no size.
-// An entry costs about 400 bytes with its index, so the default holds at
-// most about 25 MiB.
+// An entry costs about 520 bytes with its index (one device per user, the
+// worst case), so a full cache at the default holds about 33 MiB.
 const DefaultTokenCacheSize = 65536
 
 // tokenCache is the token-validation fast path: access-token hash ->
@@ -43,14 +43,16 @@ type tokenCache struct {
 
 	mu      sync.RWMutex
 	entries map[store.TokenHash]*cachedToken
-	// index is user ID -> device ID -> the hashes cached for that device.
-	index map[string]map[string]map[store.TokenHash]struct{}
+	devices map[deviceKey][]store.TokenHash // the hashes cached for a device
+	users   map[string][]string             // user ID -> devices in devices
 }
+
+type deviceKey struct{ userID, deviceID string }
 
 // cachedToken is what a cache hit yields: the token's owner and lifetime,
 // and how long the entry may be believed.
 type cachedToken struct {
-	userID, deviceID     string
+	device               deviceKey
 	createdAt, expiresAt time.Time
 	until                time.Time
 }
@@ -69,7 +71,8 @@ func newTokenCache(ttl time.Duration, size int) *tokenCache {
 		ttl:     ttl,
 		max:     size,
 		entries: make(map[store.TokenHash]*cachedToken),
-		index:   make(map[string]map[string]map[store.TokenHash]struct{}),
+		devices: make(map[deviceKey][]store.TokenHash),
+		users:   make(map[string][]string),
 	}
 }
 
@@ -97,9 +100,9 @@ func (c *tokenCache) lookup(h store.TokenHash, now time.Time) (store.Session, bo
 		return store.Session{}, false
 	}
 	return store.Session{
-		User: store.User{ID: e.userID},
+		User: store.User{ID: e.device.userID},
 		AccessToken: store.AccessToken{
-			Hash: h, UserID: e.userID, DeviceID: e.deviceID,
+			Hash: h, UserID: e.device.userID, DeviceID: e.device.deviceID,
 			CreatedAt: e.createdAt, ExpiresAt: e.expiresAt,
 		},
 	}, true
@@ -128,40 +131,54 @@ func (c *tokenCache) add(h store.TokenHash, s store.Session, gen uint64, now tim
 	if old := c.entries[h]; old != nil {
 		c.remove(h, old)
 	}
-	for k, e := range c.entries {
-		if len(c.entries) < c.max {
-			break
+	if len(c.entries) >= c.max {
+		for k, e := range c.entries {
+			c.remove(k, e)
+			if len(c.entries) < c.max {
+				break
+			}
 		}
-		c.remove(k, e)
 	}
 	t := s.AccessToken
-	e := &cachedToken{userID: t.UserID, deviceID: t.DeviceID, createdAt: t.CreatedAt, expiresAt: t.ExpiresAt, until: now.Add(c.ttl)}
-	c.entries[h] = e
-	devices := c.index[t.UserID]
-	if devices == nil {
-		devices = make(map[string]map[store.TokenHash]struct{})
-		c.index[t.UserID] = devices
+	d := deviceKey{t.UserID, t.DeviceID}
+	c.entries[h] = &cachedToken{device: d, createdAt: t.CreatedAt, expiresAt: t.ExpiresAt, until: now.Add(c.ttl)}
+	hashes, ok := c.devices[d]
+	if !ok {
+		c.users[d.userID] = append(c.users[d.userID], d.deviceID)
 	}
-	hashes := devices[t.DeviceID]
-	if hashes == nil {
-		hashes = make(map[store.TokenHash]struct{}, 1)
-		devices[t.DeviceID] = hashes
-	}
-	hashes[h] = struct{}{}
+	c.devices[d] = append(hashes, h)
 }
 
-// remove drops one entry and its index slot. The caller holds mu.
+// remove drops one entry and its index slots. The caller holds mu.
 func (c *tokenCache) remove(h store.TokenHash, e *cachedToken) {
 	delete(c.entries, h)
-	devices := c.index[e.userID]
-	hashes := devices[e.deviceID]
-	delete(hashes, h)
-	if len(hashes) == 0 {
-		delete(devices, e.deviceID)
+	hashes := without(c.devices[e.device], h)
+	if len(hashes) > 0 {
+		c.devices[e.device] = hashes
+		return
 	}
-	if len(devices) == 0 {
-		delete(c.index, e.userID)
+	delete(c.devices, e.device)
+	c.forgetDevice(e.device)
+}
+
+// forgetDevice drops a device from its user's list. The caller holds mu.
+func (c *tokenCache) forgetDevice(d deviceKey) {
+	if ids := without(c.users[d.userID], d.deviceID); len(ids) > 0 {
+		c.users[d.userID] = ids
+	} else {
+		delete(c.users, d.userID)
 	}
+}
+
+// without removes the first v from s, in place and out of order.
+func without[T comparable](s []T, v T) []T {
+	for i := range s {
+		if s[i] == v {
+			s[i] = s[len(s)-1]
+			return s[:len(s)-1]
+		}
+	}
+	return s
 }
 
 // dropDevice forgets every cached token of one device.
@@ -172,15 +189,16 @@ func (c *tokenCache) dropDevice(userID, deviceID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen.Add(1)
-	for h := range c.index[userID][deviceID] {
+	d := deviceKey{userID, deviceID}
+	hashes, ok := c.devices[d]
+	if !ok {
+		return
+	}
+	for _, h := range hashes {
 		delete(c.entries, h)
 	}
-	if devices := c.index[userID]; devices != nil {
-		delete(devices, deviceID)
-		if len(devices) == 0 {
-			delete(c.index, userID)
-		}
-	}
+	delete(c.devices, d)
+	c.forgetDevice(d)
 }
 
 // dropUser forgets every cached token of a user.
@@ -191,12 +209,14 @@ func (c *tokenCache) dropUser(userID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen.Add(1)
-	for _, hashes := range c.index[userID] {
-		for h := range hashes {
+	for _, id := range c.users[userID] {
+		d := deviceKey{userID, id}
+		for _, h := range c.devices[d] {
 			delete(c.entries, h)
 		}
+		delete(c.devices, d)
 	}
-	delete(c.index, userID)
+	delete(c.users, userID)
 }
 
 // dropAll forgets everything, for a revocation whose device is unknown.
@@ -208,7 +228,8 @@ func (c *tokenCache) dropAll() {
 	defer c.mu.Unlock()
 	c.gen.Add(1)
 	clear(c.entries)
-	clear(c.index)
+	clear(c.devices)
+	clear(c.users)
 }
 
 // len returns the number of cached tokens, for tests.

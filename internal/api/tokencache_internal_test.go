@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,30 @@ import (
 
 func cacheSession(user, device string) store.Session {
 	return store.Session{User: store.User{ID: user}, AccessToken: store.AccessToken{UserID: user, DeviceID: device}}
+}
+
+// wantIndexed checks that the index names exactly the cached entries.
+func (c *tokenCache) wantIndexed(t *testing.T) {
+	t.Helper()
+	indexed := 0
+	for d, hashes := range c.devices {
+		if !slices.Contains(c.users[d.userID], d.deviceID) {
+			t.Fatalf("device %v is not in its user's list", d)
+		}
+		for _, h := range hashes {
+			if e := c.entries[h]; e == nil || e.device != d {
+				t.Fatalf("device %v lists a hash it does not own", d)
+			}
+		}
+		indexed += len(hashes)
+	}
+	devices := 0
+	for _, ids := range c.users {
+		devices += len(ids)
+	}
+	if indexed != len(c.entries) || devices != len(c.devices) {
+		t.Fatalf("index: %d hashes for %d entries, %d devices listed for %d", indexed, len(c.entries), devices, len(c.devices))
+	}
 }
 
 // The cache holds at most its size, and its index never outgrows it.
@@ -23,20 +48,12 @@ func TestTokenCache_Bound(t *testing.T) {
 	if n := c.len(); n != 100 {
 		t.Fatalf("len = %d, want 100", n)
 	}
-	indexed := 0
-	for _, devices := range c.index {
-		for _, hashes := range devices {
-			indexed += len(hashes)
-		}
-	}
-	if indexed != 100 {
-		t.Fatalf("index holds %d tokens, want 100", indexed)
-	}
+	c.wantIndexed(t)
 	for u := range 37 {
 		c.dropUser(fmt.Sprintf("@u%d:x", u))
 	}
-	if c.len() != 0 || len(c.index) != 0 {
-		t.Fatalf("after dropping every user: %d entries, %d users indexed", c.len(), len(c.index))
+	if c.len() != 0 || len(c.devices) != 0 || len(c.users) != 0 {
+		t.Fatalf("after dropping every user: %d entries, %d devices, %d users indexed", c.len(), len(c.devices), len(c.users))
 	}
 }
 
@@ -51,7 +68,7 @@ func TestTokenCache_Lifetime(t *testing.T) {
 	if _, ok := c.lookup(h, now.Add(5*time.Second)); ok {
 		t.Fatal("hit after the lifetime ran out")
 	}
-	if c.len() != 0 || len(c.index) != 0 {
+	if c.len() != 0 || len(c.devices) != 0 || len(c.users) != 0 {
 		t.Fatal("a stale entry was kept")
 	}
 	// A fill that saw an older generation is discarded.
@@ -82,5 +99,25 @@ func BenchmarkTokenCache_Lookup(b *testing.B) {
 		if _, ok := c.lookup(h, now); !ok {
 			b.Fatal("miss")
 		}
+	}
+}
+
+// Random adds and invalidations keep the index exact.
+func TestTokenCache_IndexConsistent(t *testing.T) {
+	c := newTokenCache(time.Minute, 50)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 5000 {
+		user, device := fmt.Sprintf("@u%d:x", i%7), fmt.Sprintf("D%d", i%11)
+		switch i % 13 {
+		case 0:
+			c.dropDevice(user, device)
+		case 5:
+			c.dropUser(user)
+		case 12:
+			c.lookup(token.Hash(fmt.Sprint(i-40)), now.Add(time.Duration(i)*time.Millisecond*20))
+		default:
+			c.add(token.Hash(fmt.Sprint(i%97)), cacheSession(user, device), c.generation(), now.Add(time.Duration(i)*time.Millisecond*20))
+		}
+		c.wantIndexed(t)
 	}
 }

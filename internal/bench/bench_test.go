@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestConn_Do(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/json":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTeapot)
+			fmt.Fprint(w, `{"ok":true}`)
+		case "/chunked":
+			for i := range 3 {
+				fmt.Fprintf(w, "part%d;", i)
+				w.(http.Flusher).Flush()
+			}
+		case "/close":
+			w.Header().Set("Connection", "close")
+			fmt.Fprint(w, "bye")
+		case "/echo":
+			b := new(strings.Builder)
+			fmt.Fprint(b, r.Method, " ", r.Header.Get("Authorization"), " ", r.ContentLength)
+			fmt.Fprint(w, b.String())
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := Dial(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tests := []struct {
+		req        Request
+		wantStatus int
+		wantBody   string
+	}{
+		{NewRequest("GET", host, "/json", ""), 418, `{"ok":true}`},
+		{NewRequest("GET", host, "/chunked", ""), 200, "part0;part1;part2;"},
+		{NewRequest("POST", host, "/echo", `{"a":1}`, "Authorization: Bearer x"), 200, "POST Bearer x 7"},
+		{NewRequest("GET", host, "/close", ""), 200, "bye"},
+		{NewRequest("POST", host, "/echo", ""), 200, "POST  0"},
+	}
+	for _, tt := range tests {
+		status, body, err := c.Do(tt.req)
+		if err != nil || status != tt.wantStatus || string(body) != tt.wantBody {
+			t.Fatalf("%q: %d %q %v; want %d %q", tt.req, status, body, err, tt.wantStatus, tt.wantBody)
+		}
+	}
+	if c.Dials != 2 {
+		t.Fatalf("dials = %d, want 2 (one redial after Connection: close)", c.Dials)
+	}
+}
+
+func TestClosed_Run(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%10 == 0 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	r, err := Closed{
+		Addr: host, Conns: 2, Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond,
+		NewWorker: func(int) Worker { return Fixed(NewRequest("GET", host, "/", "")) },
+		OK:        func(s int) bool { return s == 200 },
+	}.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests == 0 || r.Errors == 0 || r.Statuses[500] != r.Errors || r.Elapsed != 200*time.Millisecond || len(r.Latencies) != r.Requests {
+		t.Fatalf("result %+v", r)
+	}
+	if r.Percentile(0.5) > r.Percentile(0.99) || r.Percentile(0.99) > r.Percentile(1) {
+		t.Fatal("percentiles out of order")
+	}
+
+	// A worker that runs out ends early, and the rate is over what ran.
+	r, err = Closed{
+		Addr: host, Conns: 1, Duration: time.Minute,
+		NewWorker: func(int) Worker {
+			return NewQueue([]Request{NewRequest("GET", host, "/", ""), NewRequest("GET", host, "/", "")})
+		},
+		OK: func(int) bool { return true },
+	}.Run()
+	if err != nil || !r.Exhausted || r.Requests != 2 || r.Elapsed >= time.Minute {
+		t.Fatalf("exhausted run = %+v, %v", r, err)
+	}
+}
+
+func TestOpen_Run(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond)
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	// 200/s for 20 ms each needs 4 connections; 2 miss about half.
+	r, err := Open{Addr: host, Conns: 2, Rate: 200, Duration: 300 * time.Millisecond, Request: NewRequest("GET", host, "/", "")}.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sent == 0 || r.Missed == 0 || r.Statuses[429] != r.Sent || r.Max(429) < 20*time.Millisecond {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+func TestProc(t *testing.T) {
+	pid := os.Getpid()
+	if n, err := CPUs(pid); err != nil || n < 1 {
+		t.Fatalf("CPUs = %d, %v", n, err)
+	}
+	if peak, err := PeakRSS(pid); err != nil || peak <= 0 {
+		t.Fatalf("PeakRSS = %d, %v", peak, err)
+	}
+	if _, err := CPUTime(pid); err != nil {
+		t.Fatal(err)
+	}
+	if busy, total, err := MachineCPU(); err != nil || total <= 0 || busy > total {
+		t.Fatalf("MachineCPU = %v, %v, %v", busy, total, err)
+	}
+}
