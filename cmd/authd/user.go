@@ -92,6 +92,21 @@ func (c *userCommand) open(ctx context.Context) (appStore, error) {
 	return st, nil
 }
 
+// openUser opens the store and finds the user a command names; the caller
+// closes the store.
+func (c *userCommand) openUser(ctx context.Context, name string) (appStore, store.User, error) {
+	st, err := c.open(ctx)
+	if err != nil {
+		return nil, store.User{}, err
+	}
+	u, err := findUser(ctx, st, c.cfg.ServerName, name)
+	if err != nil {
+		st.Close()
+		return nil, store.User{}, err
+	}
+	return st, u, nil
+}
+
 // findUser resolves a localpart or full user ID to a stored user, matching
 // case-insensitively as login does.
 func findUser(ctx context.Context, st appStore, serverName, name string) (store.User, error) {
@@ -158,15 +173,11 @@ func runUserPasswd(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := c.open(ctx)
+	st, u, err := c.openUser(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := findUser(ctx, st, c.cfg.ServerName, pos[0])
-	if err != nil {
-		return err
-	}
 	hash, err := readAndHash(env, c.cfg.BcryptCost, c.cfg.Pepper, *fromStdin)
 	if err != nil {
 		return err
@@ -194,15 +205,11 @@ func runUserDeactivate(ctx context.Context, env *environment, args []string) err
 	if err != nil {
 		return err
 	}
-	st, err := c.open(ctx)
+	st, u, err := c.openUser(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := findUser(ctx, st, c.cfg.ServerName, pos[0])
-	if err != nil {
-		return err
-	}
 	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC()); err != nil {
 		return err
 	}
@@ -259,15 +266,11 @@ func runUserEmail(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not an email address", pos[1])
 	}
-	st, err := c.open(ctx)
+	st, u, err := c.openUser(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	u, err := findUser(ctx, st, c.cfg.ServerName, pos[0])
-	if err != nil {
-		return err
-	}
 	if action == "add" {
 		err = st.AddThreePID(ctx, store.ThreePID{Medium: store.MediumEmail, Address: addr, UserID: u.ID, AddedAt: time.Now().UTC()})
 		if errors.Is(err, store.ErrConflict) {
