@@ -1,7 +1,8 @@
 // Package ratelimit decides whether a keyed action may happen now. The
 // Limiter interface is what the API depends on; Memory is the in-process
-// implementation on golang.org/x/time/rate. A shared implementation for
-// several replicas plugs in behind the same interface.
+// implementation on golang.org/x/time/rate. Redis is the implementation
+// shared by several replicas, deciding alike; a Backend puts Redis in front
+// of Memory, which decides while Redis is unreachable.
 package ratelimit
 
 import (
@@ -141,11 +142,14 @@ func (m *Memory) Peek(_ context.Context, key string) (Decision, error) {
 	if !ok {
 		return Decision{Allowed: true}, nil
 	}
-	tokens := e.Value.(*bucket).lim.TokensAt(now)
-	if tokens >= 1 {
+	// Float residue can leave a bucket refilled on the dot a hair short of
+	// a token; Allow allows it (its wait is under a nanosecond), and so
+	// must Peek, rather than deny with a RetryAfter of zero.
+	wait := time.Duration((1 - e.Value.(*bucket).lim.TokensAt(now)) * float64(m.rule.Every))
+	if wait <= 0 {
 		return Decision{Allowed: true}, nil
 	}
-	return Decision{RetryAfter: roundUp(time.Duration((1 - tokens) * float64(m.rule.Every)))}, nil
+	return Decision{RetryAfter: roundUp(wait)}, nil
 }
 
 // Undo implements Limiter.
