@@ -66,15 +66,25 @@ type Deps struct {
 	HashQueueTimeout time.Duration
 	// TokenCacheTTL, when positive, turns the token cache on: a validated
 	// access token is believed for this long without asking the store
-	// (see tokenCache). Revocations made through this handler take effect
-	// at once; those made elsewhere (the CLI, another replica) within it.
+	// (see TokenCache). Revocations made through this handler take effect
+	// at once; those made elsewhere (the CLI, another replica) within it,
+	// or at once when their notices reach TokenCache.Revoked.
 	TokenCacheTTL time.Duration
 	// TokenCacheSize bounds the cached tokens (DefaultTokenCacheSize when
 	// zero).
 	TokenCacheSize int
+	// TokenCache, when set, is the token cache: New uses it instead of
+	// making one from TokenCacheTTL and TokenCacheSize. cmd/authd shares it
+	// with the revocation listener, which feeds it the revocations other
+	// processes make.
+	TokenCache *TokenCache
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
+	// Checks, when set, names the state of parts that degrade without
+	// making the service unready (the rate-limit backend, the revocation
+	// feed): /readyz shows them as "checks".
+	Checks func() map[string]string
 	// StoreTimeout bounds every call to Store, so that a database that
 	// stops answering costs a request 503 M_UNKNOWN after this long rather
 	// than a hung connection; zero means no bound beyond the request's.
@@ -117,7 +127,7 @@ type api struct {
 	Deps
 	log    *slog.Logger
 	gate   *hashGate
-	tokens *tokenCache // nil when off
+	tokens *TokenCache // nil when off
 }
 
 // New returns the HTTP handler serving every authd route.
@@ -142,7 +152,10 @@ func New(d Deps) http.Handler {
 		a.HashQueueTimeout = DefaultHashQueueTimeout
 	}
 	a.gate = newHashGate(a.HashConcurrency, a.HashQueueTimeout)
-	a.tokens = newTokenCache(a.TokenCacheTTL, a.TokenCacheSize)
+	a.tokens = a.TokenCache
+	if a.tokens == nil {
+		a.tokens = NewTokenCache(a.TokenCacheTTL, a.TokenCacheSize)
+	}
 	if a.StoreTimeout > 0 {
 		a.Store = boundedStore{s: a.Store, timeout: a.StoreTimeout}
 	}
@@ -200,7 +213,7 @@ func New(d Deps) http.Handler {
 // set, OPTIONS gets its CORS answer, and every other request 503 M_UNKNOWN
 // (a client retries it). Of d it uses Ready, Metrics, Observer and Logger.
 func NewUnavailable(d Deps) http.Handler {
-	a := &api{Deps: Deps{Ready: d.Ready, Metrics: d.Metrics, Observer: d.Observer, Logger: d.Logger}, log: d.Logger}
+	a := &api{Deps: Deps{Ready: d.Ready, Checks: d.Checks, Metrics: d.Metrics, Observer: d.Observer, Logger: d.Logger}, log: d.Logger}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -12,8 +12,9 @@ import (
 var errStarting = errors.New("starting")
 
 type healthResponse struct {
-	Status string `json:"status"`
-	Reason string `json:"reason,omitempty"`
+	Status string            `json:"status"`
+	Reason string            `json:"reason,omitempty"`
+	Checks map[string]string `json:"checks,omitempty"`
 }
 
 // handleHealthz says the process is up; it touches nothing else.
@@ -22,16 +23,21 @@ func (a *api) handleHealthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleReadyz says whether authd can serve: the database answers and its
-// schema is current.
+// schema is current. Its checks say how: whether rate limits are shared or
+// local, whether revocations by other processes arrive.
 func (a *api) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	var checks map[string]string
+	if a.Checks != nil {
+		checks = a.Checks()
+	}
 	if a.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := a.Ready(ctx); err != nil {
 			a.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready", slog.Any("err", err))
-			writeJSON(w, http.StatusServiceUnavailable, healthResponse{Status: "unavailable", Reason: err.Error()})
+			writeJSON(w, http.StatusServiceUnavailable, healthResponse{Status: "unavailable", Reason: err.Error(), Checks: checks})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
+	writeJSON(w, http.StatusOK, healthResponse{Status: "ok", Checks: checks})
 }

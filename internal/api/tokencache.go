@@ -15,7 +15,7 @@ import (
 // worst case), so a full cache at the default holds about 33 MiB.
 const DefaultTokenCacheSize = 65536
 
-// tokenCache is the token-validation fast path: access-token hash ->
+// TokenCache is the token-validation fast path: access-token hash ->
 // session, consulted by requireAuth before the store. It only ever holds
 // what the store said a moment ago about a live token, for at most ttl:
 //
@@ -27,7 +27,10 @@ const DefaultTokenCacheSize = 65536
 //     tokens it touches before the response is written, so the very next
 //     request to this process is refused;
 //   - a revocation made elsewhere (the CLI's deactivate and passwd, another
-//     replica) reaches this process when the entry's ttl runs out.
+//     replica) drops them when its notice is passed to Revoked, and at the
+//     latest when the entry's ttl runs out. Whoever feeds it notices
+//     Suspends it while notices may be missed, and Resumes it once they
+//     are delivered again.
 //
 // Entries are indexed by user and device, so an invalidation costs the
 // tokens it drops. A generation counter closes the race between a request
@@ -35,16 +38,19 @@ const DefaultTokenCacheSize = 65536
 // request caches it: every invalidation bumps it, and a fill that saw an
 // older generation before its store read is discarded. Keys are SHA-256
 // hashes, like the store's: the cache holds no bearer token.
-type tokenCache struct {
+//
+// Every method works on a nil *TokenCache, which caches nothing.
+type TokenCache struct {
 	ttl time.Duration
 	max int
 
 	gen atomic.Uint64 // bumped, under mu, by every invalidation
 
-	mu      sync.RWMutex
-	entries map[store.TokenHash]*cachedToken
-	devices map[deviceKey][]store.TokenHash // the hashes cached for a device
-	users   map[string][]string             // user ID -> devices in devices
+	mu        sync.RWMutex
+	suspended bool // between Suspend and Resume: hold nothing, add nothing
+	entries   map[store.TokenHash]*cachedToken
+	devices   map[deviceKey][]store.TokenHash // the hashes cached for a device
+	users     map[string][]string             // user ID -> devices in devices
 }
 
 type deviceKey struct{ userID, deviceID string }
@@ -57,17 +63,17 @@ type cachedToken struct {
 	until                time.Time
 }
 
-// newTokenCache returns a cache whose entries live ttl, holding at most
+// NewTokenCache returns a cache whose entries live ttl, holding at most
 // size of them (DefaultTokenCacheSize when size <= 0); nil, which caches
-// nothing, when ttl <= 0. Every method works on a nil cache.
-func newTokenCache(ttl time.Duration, size int) *tokenCache {
+// nothing, when ttl <= 0. It starts trusted.
+func NewTokenCache(ttl time.Duration, size int) *TokenCache {
 	if ttl <= 0 {
 		return nil
 	}
 	if size <= 0 {
 		size = DefaultTokenCacheSize
 	}
-	return &tokenCache{
+	return &TokenCache{
 		ttl:     ttl,
 		max:     size,
 		entries: make(map[store.TokenHash]*cachedToken),
@@ -76,17 +82,69 @@ func newTokenCache(ttl time.Duration, size int) *tokenCache {
 	}
 }
 
+// Revoked drops the tokens a revocation made elsewhere names: a device's,
+// a user's when DeviceID is empty, every token when UserID is empty.
+func (c *TokenCache) Revoked(r store.Revocation) {
+	switch {
+	case r.UserID == "":
+		c.dropAll()
+	case r.DeviceID == "":
+		c.dropUser(r.UserID)
+	default:
+		c.dropDevice(r.UserID, r.DeviceID)
+	}
+}
+
+// Suspend stops trusting the cache, for while revocations made elsewhere
+// may go unannounced: it drops everything, and until Resume every lookup
+// misses and nothing is added.
+func (c *TokenCache) Suspend() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	c.suspended = true
+	c.clear()
+}
+
+// Resume trusts the cache again. It drops everything first: revocations
+// may have been missed while it was suspended, and a request that read the
+// store before now must not add what it read (the generation moves on).
+func (c *TokenCache) Resume() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	c.suspended = false
+	c.clear()
+}
+
+// Trusted reports whether the cache serves lookups: it exists and is not
+// suspended.
+func (c *TokenCache) Trusted() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return !c.suspended
+}
+
 // lookup returns the cached session of h at now. A hit carries the user's
 // ID and the token's fields, not the rest of the user (its password hash
 // is never cached). An entry past its ttl, or whose token has expired, is
 // dropped and missed: an expired token's answer comes from the store, as
 // without the cache.
-func (c *tokenCache) lookup(h store.TokenHash, now time.Time) (store.Session, bool) {
+func (c *TokenCache) lookup(h store.TokenHash, now time.Time) (store.Session, bool) {
 	if c == nil {
 		return store.Session{}, false
 	}
 	c.mu.RLock()
-	e := c.entries[h]
+	e := c.entries[h] // nil while suspended: Suspend emptied it and add adds nothing
 	c.mu.RUnlock()
 	if e == nil {
 		return store.Session{}, false
@@ -109,7 +167,7 @@ func (c *tokenCache) lookup(h store.TokenHash, now time.Time) (store.Session, bo
 }
 
 // generation is read before a store lookup whose result may be added.
-func (c *tokenCache) generation() uint64 {
+func (c *TokenCache) generation() uint64 {
 	if c == nil {
 		return 0
 	}
@@ -119,13 +177,13 @@ func (c *tokenCache) generation() uint64 {
 // add caches s under h from now, unless an invalidation ran since gen was
 // read (the store's answer may predate it). At the size bound it evicts an
 // arbitrary entry: Go's map iteration starts at a random place.
-func (c *tokenCache) add(h store.TokenHash, s store.Session, gen uint64, now time.Time) {
+func (c *TokenCache) add(h store.TokenHash, s store.Session, gen uint64, now time.Time) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen.Load() != gen {
+	if c.suspended || c.gen.Load() != gen {
 		return
 	}
 	if old := c.entries[h]; old != nil {
@@ -150,7 +208,7 @@ func (c *tokenCache) add(h store.TokenHash, s store.Session, gen uint64, now tim
 }
 
 // remove drops one entry and its index slots. The caller holds mu.
-func (c *tokenCache) remove(h store.TokenHash, e *cachedToken) {
+func (c *TokenCache) remove(h store.TokenHash, e *cachedToken) {
 	delete(c.entries, h)
 	hashes := without(c.devices[e.device], h)
 	if len(hashes) > 0 {
@@ -162,7 +220,7 @@ func (c *tokenCache) remove(h store.TokenHash, e *cachedToken) {
 }
 
 // forgetDevice drops a device from its user's list. The caller holds mu.
-func (c *tokenCache) forgetDevice(d deviceKey) {
+func (c *TokenCache) forgetDevice(d deviceKey) {
 	if ids := without(c.users[d.userID], d.deviceID); len(ids) > 0 {
 		c.users[d.userID] = ids
 	} else {
@@ -182,7 +240,7 @@ func without[T comparable](s []T, v T) []T {
 }
 
 // dropDevice forgets every cached token of one device.
-func (c *tokenCache) dropDevice(userID, deviceID string) {
+func (c *TokenCache) dropDevice(userID, deviceID string) {
 	if c == nil {
 		return
 	}
@@ -202,7 +260,7 @@ func (c *tokenCache) dropDevice(userID, deviceID string) {
 }
 
 // dropUser forgets every cached token of a user.
-func (c *tokenCache) dropUser(userID string) {
+func (c *TokenCache) dropUser(userID string) {
 	if c == nil {
 		return
 	}
@@ -220,20 +278,25 @@ func (c *tokenCache) dropUser(userID string) {
 }
 
 // dropAll forgets everything, for a revocation whose device is unknown.
-func (c *tokenCache) dropAll() {
+func (c *TokenCache) dropAll() {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen.Add(1)
+	c.clear()
+}
+
+// clear empties the cache. The caller holds mu.
+func (c *TokenCache) clear() {
 	clear(c.entries)
 	clear(c.devices)
 	clear(c.users)
 }
 
 // len returns the number of cached tokens, for tests.
-func (c *tokenCache) len() int {
+func (c *TokenCache) len() int {
 	if c == nil {
 		return 0
 	}

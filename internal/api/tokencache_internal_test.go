@@ -15,7 +15,7 @@ func cacheSession(user, device string) store.Session {
 }
 
 // wantIndexed checks that the index names exactly the cached entries.
-func (c *tokenCache) wantIndexed(t *testing.T) {
+func (c *TokenCache) wantIndexed(t *testing.T) {
 	t.Helper()
 	indexed := 0
 	for d, hashes := range c.devices {
@@ -40,7 +40,7 @@ func (c *tokenCache) wantIndexed(t *testing.T) {
 
 // The cache holds at most its size, and its index never outgrows it.
 func TestTokenCache_Bound(t *testing.T) {
-	c := newTokenCache(time.Minute, 100)
+	c := NewTokenCache(time.Minute, 100)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 1000 {
 		c.add(token.Hash(fmt.Sprint(i)), cacheSession(fmt.Sprintf("@u%d:x", i%37), fmt.Sprintf("D%d", i)), c.generation(), now)
@@ -58,7 +58,7 @@ func TestTokenCache_Bound(t *testing.T) {
 }
 
 func TestTokenCache_Lifetime(t *testing.T) {
-	c := newTokenCache(5*time.Second, 0)
+	c := NewTokenCache(5*time.Second, 0)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	h := token.Hash("a")
 	c.add(h, cacheSession("@a:x", "D"), c.generation(), now)
@@ -78,10 +78,10 @@ func TestTokenCache_Lifetime(t *testing.T) {
 	if c.len() != 0 {
 		t.Fatal("a fill older than an invalidation was cached")
 	}
-	if newTokenCache(0, 10) != nil {
+	if NewTokenCache(0, 10) != nil {
 		t.Fatal("a zero lifetime must turn the cache off")
 	}
-	var off *tokenCache
+	var off *TokenCache
 	off.add(h, cacheSession("@a:x", "D"), 0, now)
 	if _, ok := off.lookup(h, now); ok {
 		t.Fatal("a nil cache hit")
@@ -90,7 +90,7 @@ func TestTokenCache_Lifetime(t *testing.T) {
 
 // BenchmarkTokenCache_Lookup is the cost of a hit.
 func BenchmarkTokenCache_Lookup(b *testing.B) {
-	c := newTokenCache(time.Minute, 0)
+	c := NewTokenCache(time.Minute, 0)
 	now := time.Now()
 	h := token.Hash(token.New(token.Access))
 	c.add(h, cacheSession("@alice:example.org", "PHONE"), c.generation(), now)
@@ -104,7 +104,7 @@ func BenchmarkTokenCache_Lookup(b *testing.B) {
 
 // Random adds and invalidations keep the index exact.
 func TestTokenCache_IndexConsistent(t *testing.T) {
-	c := newTokenCache(time.Minute, 50)
+	c := NewTokenCache(time.Minute, 50)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 5000 {
 		user, device := fmt.Sprintf("@u%d:x", i%7), fmt.Sprintf("D%d", i%11)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -283,5 +284,233 @@ func TestTokenCache_FillRacesLogout(t *testing.T) {
 			t.Fatalf("the whoami that raced the logout = %d, want 200 (it read the token first)", code)
 		}
 		wantRevoked(t, h, tok)
+	})
+}
+
+// wantStoreRead asserts that tok is live and that the store was asked:
+// the cache did not hold it. (The answer is cached again, if trusted.)
+func wantStoreRead(t *testing.T, h *harness, cs *countingStore, tok string) {
+	t.Helper()
+	before := cs.finds.Load()
+	wantOK(t, h.whoami(tok))
+	if n := cs.finds.Load() - before; n != 1 {
+		t.Fatalf("whoami asked the store %d time(s), want 1: the token was cached", n)
+	}
+}
+
+// sharedCache is a harness whose only token cache is c, given in Deps:
+// TokenCacheTTL is zero, so New would make none of its own.
+func sharedCache(t *testing.T, st testStore, c *api.TokenCache) (*harness, *countingStore) {
+	t.Helper()
+	return newCachedHarness(t, st, func(d *api.Deps) {
+		d.TokenCacheTTL = 0
+		d.TokenCache = c
+	})
+}
+
+func TestTokenCache_Nil(t *testing.T) {
+	if c := api.NewTokenCache(0, 10); c != nil {
+		t.Fatalf("NewTokenCache(0, 10) = %p, want nil", c)
+	}
+	var c *api.TokenCache
+	c.Revoked(store.Revocation{UserID: "@a:x", DeviceID: "D"})
+	c.Revoked(store.Revocation{UserID: "@a:x"})
+	c.Revoked(store.Revocation{})
+	c.Suspend()
+	c.Resume()
+	if c.Trusted() {
+		t.Fatal("a nil cache is trusted")
+	}
+	if c := api.NewTokenCache(time.Second, 0); !c.Trusted() {
+		t.Fatal("a new cache is not trusted")
+	}
+}
+
+// Revoked drops what a notice names: a device, a user, or everything.
+func TestTokenCache_Revoked(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		c := api.NewTokenCache(testTokenCacheTTL, 0)
+		h, cs := sharedCache(t, st, c)
+		h.addUser("@alice:example.org", "pw")
+		h.addUser("@bob:example.org", "pw")
+		phone, laptop := loginDevice(h, "alice", "PHONE"), loginDevice(h, "alice", "LAPTOP")
+		bob := loginDevice(h, "bob", "PHONE")
+		for _, tok := range []string{phone, laptop, bob} {
+			cache(t, h, cs, tok)
+		}
+
+		c.Revoked(store.Revocation{UserID: "@alice:example.org", DeviceID: "NOPE"})
+		c.Revoked(store.Revocation{UserID: "@carol:example.org"})
+		for _, tok := range []string{phone, laptop, bob} {
+			wantCached(t, h, cs, tok)
+		}
+
+		c.Revoked(store.Revocation{UserID: "@alice:example.org", DeviceID: "PHONE"})
+		wantStoreRead(t, h, cs, phone)
+		wantCached(t, h, cs, laptop)
+		wantCached(t, h, cs, bob)
+
+		c.Revoked(store.Revocation{UserID: "@alice:example.org"})
+		wantStoreRead(t, h, cs, phone)
+		wantStoreRead(t, h, cs, laptop)
+		wantCached(t, h, cs, bob)
+
+		c.Revoked(store.Revocation{})
+		for _, tok := range []string{phone, laptop, bob} {
+			wantStoreRead(t, h, cs, tok)
+		}
+		for _, tok := range []string{phone, laptop, bob} {
+			wantCached(t, h, cs, tok)
+		}
+	})
+}
+
+// A suspended cache answers nothing and holds nothing; Resume trusts it
+// again, from empty.
+func TestTokenCache_SuspendResume(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		c := api.NewTokenCache(testTokenCacheTTL, 0)
+		h, cs := sharedCache(t, st, c)
+		h.addUser("@alice:example.org", "pw")
+		tok := loginDevice(h, "alice", "PHONE")
+		cache(t, h, cs, tok)
+
+		c.Suspend()
+		if c.Trusted() {
+			t.Fatal("trusted after Suspend")
+		}
+		wantStoreRead(t, h, cs, tok)
+		wantStoreRead(t, h, cs, tok)
+		c.Suspend()
+		if c.Trusted() {
+			t.Fatal("trusted after a second Suspend")
+		}
+		wantStoreRead(t, h, cs, tok)
+
+		c.Resume()
+		if !c.Trusted() {
+			t.Fatal("not trusted after Resume")
+		}
+		wantStoreRead(t, h, cs, tok)
+		wantCached(t, h, cs, tok)
+		// Logout still drops the token at once.
+		wantOK(t, h.do("POST", "/_matrix/client/v3/logout", "", bearer(tok)))
+		wantRevoked(t, h, tok)
+	})
+}
+
+// holdWhoami starts a whoami of tok that stops between the store's answer
+// and caching it, and returns once it has read the store. finish lets it
+// go on and returns its status.
+func holdWhoami(t *testing.T, h *harness, cs *countingStore, tok string) (finish func() int) {
+	t.Helper()
+	read, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cs.pause = func() { once.Do(func() { close(read); <-release }) }
+	done := make(chan int)
+	go func() {
+		req := httptest.NewRequest("GET", whoamiPath, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.h.ServeHTTP(rec, req)
+		done <- rec.Code
+	}()
+	<-read
+	cs.pause = nil
+	return func() int {
+		close(release)
+		return <-done
+	}
+}
+
+// A lookup that read the store before or during a suspension must not
+// cache its answer after it: notices were missed meanwhile, and the answer
+// may predate one of them.
+func TestTokenCache_SuspendRacesFill(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		for name, tc := range map[string]struct {
+			before, during func(c *api.TokenCache)
+		}{
+			// Read and added while suspended.
+			"WhileSuspended": {before: (*api.TokenCache).Suspend, during: func(*api.TokenCache) {}},
+			// Read while suspended, added after Resume.
+			"ReadSuspended": {before: (*api.TokenCache).Suspend, during: (*api.TokenCache).Resume},
+			// Read while trusted, added while suspended.
+			"SuspendedMeanwhile": {before: func(*api.TokenCache) {}, during: (*api.TokenCache).Suspend},
+			// Read while trusted, added after a suspension came and went.
+			"SuspendedAndResumedMeanwhile": {before: func(*api.TokenCache) {}, during: func(c *api.TokenCache) {
+				c.Suspend()
+				c.Resume()
+			}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				c := api.NewTokenCache(testTokenCacheTTL, 0)
+				h, cs := sharedCache(t, st, c)
+				user := "@" + strings.ToLower(name) + ":example.org"
+				h.addUser(user, "pw")
+				tok := loginDevice(h, strings.ToLower(name), "PHONE")
+				tc.before(c)
+				finish := holdWhoami(t, h, cs, tok)
+				tc.during(c)
+				if code := finish(); code != http.StatusOK {
+					t.Fatalf("the held whoami = %d, want 200", code)
+				}
+				// Had the held answer been cached, this would hit.
+				wantStoreRead(t, h, cs, tok)
+				if !c.Trusted() {
+					c.Resume()
+					wantStoreRead(t, h, cs, tok)
+				}
+				wantCached(t, h, cs, tok)
+			})
+		}
+	})
+}
+
+// Lookups, notices and suspensions from many goroutines at once (for the
+// race detector): every answer is still right.
+func TestTokenCache_Concurrent(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		c := api.NewTokenCache(testTokenCacheTTL, 0)
+		h, _ := sharedCache(t, st, c)
+		h.addUser("@alice:example.org", "pw")
+		toks := []string{loginDevice(h, "alice", "A"), loginDevice(h, "alice", "B")}
+		var wg sync.WaitGroup
+		codes := make(chan int, 400)
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range 100 {
+					req := httptest.NewRequest("GET", whoamiPath, nil)
+					req.Header.Set("Authorization", "Bearer "+toks[(g+i)%2])
+					rec := httptest.NewRecorder()
+					h.h.ServeHTTP(rec, req)
+					codes <- rec.Code
+				}
+			})
+		}
+		wg.Go(func() {
+			for i := range 300 {
+				switch i % 5 {
+				case 0:
+					c.Suspend()
+				case 1:
+					c.Resume()
+				case 2:
+					c.Revoked(store.Revocation{UserID: "@alice:example.org", DeviceID: "A"})
+				case 3:
+					c.Revoked(store.Revocation{UserID: "@alice:example.org"})
+				default:
+					c.Revoked(store.Revocation{})
+				}
+				c.Trusted()
+			}
+		})
+		wg.Wait()
+		close(codes)
+		for code := range codes {
+			if code != http.StatusOK {
+				t.Fatalf("whoami = %d, want 200", code)
+			}
+		}
 	})
 }

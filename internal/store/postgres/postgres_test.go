@@ -257,27 +257,51 @@ func TestMigrations_Down(t *testing.T) {
 	}
 	defer m.Close()
 
-	if err := m.Steps(-1); err != nil {
-		t.Fatalf("down one step: %v", err)
+	// Down one version at a time, checking what each migration's down
+	// removed and kept.
+	reverted := map[uint]func(){
+		3: func() {
+			// The revocation notices go; the tokens stay, and can be
+			// deleted without them.
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'access_tokens_notify%'`); n != 0 {
+				t.Fatalf("%d of 0003's triggers left after its down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_proc WHERE proname LIKE 'authd_notify%'`); n != 0 {
+				t.Fatalf("%d of 0003's functions left after its down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0003 down: %d, want 2", n)
+			}
+		},
+		2: func() {
+			// Back at 0001: the access tokens survive, their new columns
+			// and the refresh tokens do not.
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0002 down: %d, want 2", n)
+			}
+			if n := queryInt(t, url,
+				`SELECT count(*) FROM information_schema.columns
+				 WHERE table_name = 'access_tokens' AND column_name IN ('pending', 'refresh_token_id')`,
+			); n != 0 {
+				t.Fatalf("access_tokens keeps %d of 0002's columns", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'refresh_tokens%'`); n != 0 {
+				t.Fatalf("%d refresh_tokens relations left after 0002 down", n)
+			}
+		},
 	}
-	if got := schemaStatus(t, db); got.Version != latest-1 || got.Dirty {
-		t.Fatalf("SchemaStatus after one step down = %+v, want version %d", got, latest-1)
-	}
-	if latest == 2 {
-		// Back at 0001: the access tokens survive, their new columns and
-		// the refresh tokens do not.
-		if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
-			t.Fatalf("access tokens after 0002 down: %d, want 2", n)
+	for v := latest; v > 1; v-- {
+		if err := m.Steps(-1); err != nil {
+			t.Fatalf("down from %d: %v", v, err)
 		}
-		if n := queryInt(t, url,
-			`SELECT count(*) FROM information_schema.columns
-			 WHERE table_name = 'access_tokens' AND column_name IN ('pending', 'refresh_token_id')`,
-		); n != 0 {
-			t.Fatalf("access_tokens keeps %d of 0002's columns", n)
+		if got := schemaStatus(t, db); got.Version != v-1 || got.Dirty {
+			t.Fatalf("SchemaStatus after down from %d = %+v, want version %d", v, got, v-1)
 		}
-		if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'refresh_tokens%'`); n != 0 {
-			t.Fatalf("%d refresh_tokens relations left after 0002 down", n)
+		check, ok := reverted[v]
+		if !ok {
+			t.Fatalf("no check of migration %d's down", v)
 		}
+		check()
 	}
 	if err := m.Down(); err != nil {
 		t.Fatalf("down to nothing: %v", err)
