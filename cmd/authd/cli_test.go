@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"path/filepath"
 	"strings"
@@ -93,6 +95,9 @@ func TestCLI_Errors(t *testing.T) {
 		{"ServeBadBaseURL", env("AUTHD_PUBLIC_BASEURL=matrix.example.org"), "", []string{"serve"}, "AUTHD_PUBLIC_BASEURL"},
 		{"ServeBadVersions", env("AUTHD_SERVE_VERSIONS=maybe"), "", []string{"serve"}, "AUTHD_SERVE_VERSIONS"},
 		{"ServeBadServerName", env("AUTHD_SERVER_NAME=bad name"), "", []string{"serve"}, "AUTHD_SERVER_NAME"},
+		{"ServeBadBackend", env("AUTHD_RATELIMIT_BACKEND=memcached"), "", []string{"serve"}, "AUTHD_RATELIMIT_BACKEND"},
+		{"ServeRedisWithoutURL", env("AUTHD_RATELIMIT_BACKEND=redis"), "", []string{"serve"}, "AUTHD_REDIS_URL: needed"},
+		{"ServeBadRedisURL", env("AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=http://:hunter2@redis:6379"), "", []string{"serve"}, "AUTHD_REDIS_URL: not a redis"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,6 +163,63 @@ func TestConfig_TokenLifetimes(t *testing.T) {
 			}
 			if err != nil || c.Tokens.AccessTTL != tt.wantTTL || !c.Tokens.Refresh || c.Tokens.RefreshTTL != 0 || c.Tokens.NonRefreshableTTL != 0 {
 				t.Fatalf("config = %+v, %v", c.Tokens, err)
+			}
+		})
+	}
+}
+
+// serve --help shows where each setting comes from, but never a password or
+// the pepper taken from the environment.
+func TestConfig_HelpHidesSecrets(t *testing.T) {
+	getenv := env("AUTHD_DATABASE_URL=postgres://authd:hunter2@db:5432/authd",
+		"AUTHD_PASSWORD_PEPPER=pepper-hunter3", "AUTHD_REDIS_URL=redis://:hunter4@redis:6379/0")
+	_, help, err := runCLI(t, getenv, "", "serve", "--help")
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("serve --help: %v", err)
+	}
+	for _, secret := range []string{"hunter2", "hunter3", "hunter4"} {
+		if strings.Contains(help, secret) {
+			t.Errorf("serve --help shows %q:\n%s", secret, help)
+		}
+	}
+	for _, want := range []string{"postgres://authd:xxxxx@db:5432/authd", "redis://:xxxxx@redis:6379/0", "(default (set))"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("serve --help lacks %q:\n%s", want, help)
+		}
+	}
+}
+
+func TestConfig_RateLimitBackend(t *testing.T) {
+	tests := []struct {
+		name        string
+		vars        []string
+		want        string // an error substring, "" for success
+		backend, to string
+	}{
+		{"Default", nil, "", "memory", ""},
+		{"Redis", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=redis://127.0.0.1:6379/0"}, "", "redis", "redis://127.0.0.1:6379/0"},
+		{"RedisSocket", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=unix:///run/redis.sock"}, "", "redis", "unix:///run/redis.sock"},
+		{"RedisTLS", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=rediss://redis.internal:6380/1"}, "", "redis", "rediss://redis.internal:6380/1"},
+		{"MemoryIgnoresURL", []string{"AUTHD_REDIS_URL=redis://127.0.0.1:6379/0"}, "", "memory", "redis://127.0.0.1:6379/0"},
+		{"Unknown", []string{"AUTHD_RATELIMIT_BACKEND=Redis"}, "AUTHD_RATELIMIT_BACKEND", "", ""},
+		{"NoURL", []string{"AUTHD_RATELIMIT_BACKEND=redis"}, "AUTHD_REDIS_URL", "", ""},
+		{"BadDB", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=redis://127.0.0.1:6379/x"}, "AUTHD_REDIS_URL", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c config
+			fs := newFlagSet("test", io.Discard)
+			check := c.flags(fs, env(tt.vars...), "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL")
+			if err := fs.Parse(nil); err != nil {
+				t.Fatal(err)
+			}
+			err := check()
+			if tt.want != "" {
+				wantErr(t, err, tt.want)
+				return
+			}
+			if err != nil || c.Limits.Backend != tt.backend || c.Limits.RedisURL != tt.to {
+				t.Fatalf("config = %q %q, %v; want %q %q", c.Limits.Backend, c.Limits.RedisURL, err, tt.backend, tt.to)
 			}
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/authd/authd/internal/api"
 	"github.com/authd/authd/internal/ratelimit"
 )
@@ -49,6 +51,12 @@ type setting struct {
 	env, def, help string
 }
 
+// secretSettings show a redacted value in --help: the value may come from
+// the environment and hold a password.
+var secretSettings = map[string]bool{
+	"AUTHD_DATABASE_URL": true, "AUTHD_PASSWORD_PEPPER": true, "AUTHD_REDIS_URL": true,
+}
+
 // flags registers the settings a subcommand takes on its flag set, each
 // defaulting to its environment variable, then to its built-in default.
 // The returned function converts and validates them after fs.Parse.
@@ -65,6 +73,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		{"AUTHD_RATELIMIT_LOGIN_FAILED", "5/1m", "failed logins per account: BURST/PERIOD or off"},
 		{"AUTHD_RATELIMIT_LOGIN_SUCCESS", "10/20s", "successful logins per account: BURST/PERIOD or off"},
 		{"AUTHD_RATELIMIT_REFRESH_IP", "30/2s", "token refreshes per client IP: BURST/PERIOD or off"},
+		{"AUTHD_RATELIMIT_BACKEND", "memory", "where rate-limit state lives: memory (this process) or redis (shared by every replica, AUTHD_REDIS_URL)"},
+		{"AUTHD_REDIS_URL", "", "redis://[:PASSWORD@]HOST:PORT/DB, rediss://… (TLS) or unix:///PATH for AUTHD_RATELIMIT_BACKEND=redis"},
 		{"AUTHD_TRUSTED_PROXIES", "", "comma-separated CIDRs or IPs of proxies whose X-Forwarded-For is believed"},
 		{"AUTHD_HASH_CONCURRENCY", "0", "password checks at once (0: GOMAXPROCS)"},
 		{"AUTHD_HASH_QUEUE_TIMEOUT", "1s", "how long a login waits for a hashing slot before 429"},
@@ -90,7 +100,12 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			v = e
 		}
 		p := new(string)
-		fs.StringVar(p, flagName(s.env), v, s.help+" ($"+s.env+")")
+		if secretSettings[s.env] {
+			*p = v
+			fs.Var((*secretValue)(p), flagName(s.env), s.help+" ($"+s.env+")")
+		} else {
+			fs.StringVar(p, flagName(s.env), v, s.help+" ($"+s.env+")")
+		}
 		raw[s.env] = p
 	}
 	return func() error {
@@ -158,6 +173,23 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 				}
 				*rule.dst = r
 			}
+		}
+		if v, ok := get("AUTHD_RATELIMIT_BACKEND"); ok {
+			if v != "memory" && v != "redis" {
+				errs = append(errs, fmt.Errorf("AUTHD_RATELIMIT_BACKEND: %q is not memory or redis", v))
+			}
+			c.Limits.Backend = v
+		}
+		if v, ok := get("AUTHD_REDIS_URL"); ok {
+			// The URL may hold a password: errors never quote it.
+			if v != "" {
+				if _, err := redis.ParseURL(v); err != nil {
+					errs = append(errs, errors.New("AUTHD_REDIS_URL: not a redis://, rediss:// or unix:// URL"))
+				}
+			} else if c.Limits.Backend == "redis" {
+				errs = append(errs, errors.New("AUTHD_REDIS_URL: needed by AUTHD_RATELIMIT_BACKEND=redis"))
+			}
+			c.Limits.RedisURL = v
 		}
 		if v, ok := get("AUTHD_TRUSTED_PROXIES"); ok {
 			p, err := parseTrustedProxies(v)
@@ -271,9 +303,11 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 // limits are the abuse-resistance settings.
 type limits struct {
 	LoginIP, LoginFailed, LoginSuccess, RefreshIP ratelimit.Rule
-	TrustedProxies                                []netip.Prefix
-	HashConcurrency                               int
-	HashQueueTimeout                              time.Duration
+	// Backend is "memory" or "redis"; RedisURL is Redis's address then.
+	Backend, RedisURL string
+	TrustedProxies    []netip.Prefix
+	HashConcurrency   int
+	HashQueueTimeout  time.Duration
 }
 
 // parseTrustedProxies reads a comma-separated list of CIDRs or single
@@ -326,6 +360,25 @@ func parseTTL(v string, required bool) (time.Duration, error) {
 }
 
 // flagName turns AUTHD_DATABASE_URL into database-url.
+// secretValue is a string flag whose value --help shows redacted: a URL
+// without its password, anything else as "(set)".
+type secretValue string
+
+func (s *secretValue) Set(v string) error { *s = secretValue(v); return nil }
+
+func (s *secretValue) String() string {
+	if s == nil || *s == "" {
+		return ""
+	}
+	if u, err := url.Parse(string(*s)); err == nil && u.Scheme != "" && u.Opaque == "" {
+		return u.Redacted()
+	}
+	if strings.HasPrefix(string(*s), "sqlite:") {
+		return string(*s)
+	}
+	return "(set)"
+}
+
 func flagName(env string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "AUTHD_")), "_", "-")
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/authd/authd/internal/api"
 	"github.com/authd/authd/internal/metrics"
 	"github.com/authd/authd/internal/password"
-	"github.com/authd/authd/internal/ratelimit"
+	"github.com/authd/authd/internal/store"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish
@@ -30,7 +30,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	validate := cfg.flags(fs, env.getenv, "AUTHD_SERVER_NAME", "AUTHD_LISTEN", "AUTHD_DATABASE_URL",
 		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER",
 		"AUTHD_RATELIMIT", "AUTHD_RATELIMIT_LOGIN_IP", "AUTHD_RATELIMIT_LOGIN_FAILED", "AUTHD_RATELIMIT_LOGIN_SUCCESS",
-		"AUTHD_RATELIMIT_REFRESH_IP", "AUTHD_TRUSTED_PROXIES", "AUTHD_HASH_CONCURRENCY", "AUTHD_HASH_QUEUE_TIMEOUT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
+		"AUTHD_RATELIMIT_REFRESH_IP", "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_HASH_CONCURRENCY", "AUTHD_HASH_QUEUE_TIMEOUT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
 		"AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL",
 		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL", "AUTHD_METRICS_LISTEN", "AUTHD_DB_TIMEOUT",
 		"AUTHD_TOKEN_CACHE_TTL")
@@ -57,7 +57,23 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	// moment shutdown starts.
 	var db storeSlot
 	var draining atomic.Bool
-	m := metrics.New(metrics.Options{Sessions: &db, Logger: log})
+	limits, watchRedis, err := newRateLimits(cfg, log)
+	if err != nil {
+		return err
+	}
+	// The token cache is shared with the revocation feed, which suspends
+	// it until the database's broadcast of revocations is received.
+	cache := api.NewTokenCache(cfg.TokenCacheTTL, 0)
+	feed := &revocationFeed{cache: cache, log: log}
+	var hasFeed atomic.Bool
+	mopts := metrics.Options{Sessions: &db, Logger: log}
+	if limits.shared != nil {
+		mopts.RateLimits = limits.shared
+	}
+	if kind, _, _ := parseDatabaseURL(cfg.DatabaseURL); kind == postgresDB && cache != nil {
+		mopts.Revocations = feed
+	}
+	m := metrics.New(mopts)
 	deps := api.Deps{
 		Hasher:        hasher,
 		ServerName:    cfg.ServerName,
@@ -68,6 +84,14 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		Observer:      m,
 		StoreTimeout:  cfg.DBTimeout,
 		TokenCacheTTL: cfg.TokenCacheTTL,
+		TokenCache:    cache,
+		Checks: func() map[string]string {
+			c := map[string]string{"ratelimit": limits.status(cfg.RateLimit)}
+			if hasFeed.Load() {
+				c["revocations"] = feed.status()
+			}
+			return c
+		},
 		Ready: func(ctx context.Context) error {
 			if draining.Load() {
 				return errors.New("shutting down")
@@ -91,12 +115,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	deps.HashConcurrency, restoreProcs = reserveProc(cfg.Limits.HashConcurrency)
 	defer restoreProcs()
 	deps.HashQueueTimeout = cfg.Limits.HashQueueTimeout
-	if cfg.RateLimit {
-		deps.LoginIPLimiter = newLimiter(cfg.Limits.LoginIP)
-		deps.LoginFailedLimiter = newLimiter(cfg.Limits.LoginFailed)
-		deps.LoginSuccessLimiter = newLimiter(cfg.Limits.LoginSuccess)
-		deps.RefreshIPLimiter = newLimiter(cfg.Limits.RefreshIP)
-	}
+	deps.LoginIPLimiter, deps.LoginFailedLimiter = limits.loginIP, limits.loginFailed
+	deps.LoginSuccessLimiter, deps.RefreshIPLimiter = limits.loginSuccess, limits.refreshIP
 	var handler swapHandler
 	handler.set(api.NewUnavailable(deps))
 
@@ -135,6 +155,16 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		})
 	}
 
+	if watchRedis != nil {
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		var watching sync.WaitGroup
+		watching.Go(func() { watchRedis(watchCtx) })
+		defer func() {
+			stopWatch()
+			watching.Wait()
+		}()
+	}
+
 	err = func() error {
 		st, err := connect(runCtx, cfg, log)
 		if err != nil {
@@ -146,6 +176,17 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		defer st.Close() // after the servers are shut down: the deferred call runs last
 		db.set(st)
 		deps.Store = st
+		if l, ok := st.(store.RevocationListener); ok && cache != nil {
+			cache.Suspend()
+			hasFeed.Store(true)
+			feedCtx, stopFeed := context.WithCancel(context.Background())
+			var feeding sync.WaitGroup
+			feeding.Go(func() { feed.run(feedCtx, l) })
+			defer func() { // before st.Close
+				stopFeed()
+				feeding.Wait()
+			}()
+		}
 		handler.set(api.New(deps))
 		log.Info("ready")
 
@@ -170,15 +211,6 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// newLimiter returns the in-process limiter for a rule; nil (no limit) for
-// a rule switched off.
-func newLimiter(r ratelimit.Rule) ratelimit.Limiter {
-	if !r.Enabled() {
-		return nil
-	}
-	return ratelimit.NewMemory(r, 0, nil)
 }
 
 // newLogger returns the process logger, writing text or JSON to w. The

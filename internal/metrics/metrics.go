@@ -48,6 +48,23 @@ type SessionCounter interface {
 	CountActiveSessions(ctx context.Context, now time.Time) (int, error)
 }
 
+// SharedBackend is a rate-limit backend shared by replicas, which may fall
+// back to local limits.
+type SharedBackend interface {
+	// Shared reports whether decisions go to the shared backend now.
+	Shared() bool
+	// Fallbacks counts the switches to local limits.
+	Fallbacks() uint64
+}
+
+// RevocationFeed is the subscription to other processes' revocations.
+type RevocationFeed interface {
+	// Subscribed reports whether the subscription is live.
+	Subscribed() bool
+	// Received counts the revocations received.
+	Received() uint64
+}
+
 // Options configure New. Every field is optional.
 type Options struct {
 	// Sessions is asked for authd_active_sessions at scrape time; nil
@@ -58,6 +75,12 @@ type Options struct {
 	// SessionsCacheTTL is how long a count is reused
 	// (DefaultSessionsCacheTTL when zero).
 	SessionsCacheTTL time.Duration
+	// RateLimits, when set, is read at scrape time for
+	// authd_ratelimit_shared and authd_ratelimit_fallbacks_total.
+	RateLimits SharedBackend
+	// Revocations, when set, is read at scrape time for
+	// authd_revocations_subscribed and authd_revocations_received_total.
+	Revocations RevocationFeed
 	// Logger receives scrape errors; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -144,6 +167,30 @@ func New(o Options) *Metrics {
 	if o.Sessions != nil {
 		m.reg.MustRegister(newSessionsCollector(o))
 	}
+	if b := o.RateLimits; b != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: namespace, Name: "ratelimit_shared",
+				Help: "1 while rate limits are decided by the shared backend (Redis), 0 while this process falls back to local limits.",
+			}, func() float64 { return boolValue(b.Shared()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: namespace, Name: "ratelimit_fallbacks_total",
+				Help: "Times this process lost the shared rate-limit backend and fell back to local limits.",
+			}, func() float64 { return float64(b.Fallbacks()) }),
+		)
+	}
+	if f := o.Revocations; f != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: namespace, Name: "revocations_subscribed",
+				Help: "1 while this process receives other processes' revocations, 0 while it does not (its token cache is bypassed then).",
+			}, func() float64 { return boolValue(f.Subscribed()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: namespace, Name: "revocations_received_total",
+				Help: "Revocations received from the database (from any process, this one included).",
+			}, func() float64 { return float64(f.Received()) }),
+		)
+	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		// A failed count of sessions drops that gauge from the scrape,
 		// not the whole scrape.
@@ -153,6 +200,13 @@ func New(o Options) *Metrics {
 		Registry: m.reg,
 	})
 	return m
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func set(values []string) map[string]bool {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/internal/pgtest"
+	"github.com/authd/authd/internal/redistest"
+)
+
+// Two `serve` processes on one Postgres and one Redis, wired as serve wires
+// them: /readyz names the shared parts, a logout on one is refused by the
+// other although it cached the token, the CLI's passwd reaches both, and
+// with Redis gone both fall back to local limits and say so.
+func TestServe_Replicas(t *testing.T) {
+	redis := redistest.New(t)
+	getenv := env("AUTHD_DATABASE_URL="+pgtest.NewDatabase(t), "AUTHD_LISTEN=127.0.0.1:0",
+		"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL="+redis.URL(),
+		"AUTHD_RATELIMIT_LOGIN_IP=4/1h", "AUTHD_RATELIMIT_LOGIN_SUCCESS=100/1h")
+	mustCLI(t, getenv, "", "migrate", "up")
+	const password = "replicated password"
+	secretsSeen = append(secretsSeen, password)
+	mustCLI(t, getenv, password+"\n", "user", "create", "rita", "--password-stdin")
+	a, b := startServe(t, getenv, "ready").base, startServe(t, getenv, "ready").base
+
+	for _, base := range []string{a, b} {
+		waitReadyz(t, base, "ratelimit", "redis")
+		waitReadyz(t, base, "revocations", "subscribed")
+	}
+
+	login := `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"rita"},"password":"` + password + `"}`
+	for i := range 3 {
+		tok := call(t, "POST", a+"/_matrix/client/v3/login", login, "").body["access_token"].(string)
+		secretsSeen = append(secretsSeen, tok)
+		for range 2 { // the second answer comes from b's cache
+			if r := call(t, "GET", b+"/_matrix/client/v3/account/whoami", "", tok); r.status != 200 {
+				t.Fatalf("whoami on b: %d %s", r.status, r.raw)
+			}
+		}
+		if i < 2 {
+			if r := call(t, "POST", a+"/_matrix/client/v3/logout", "{}", tok); r.status != 200 {
+				t.Fatalf("logout on a: %d %s", r.status, r.raw)
+			}
+		} else {
+			mustCLI(t, getenv, password+"\n", "user", "passwd", "rita", "--password-stdin")
+		}
+		start := time.Now()
+		for {
+			r := call(t, "GET", b+"/_matrix/client/v3/account/whoami", "", tok)
+			if r.status == 401 && r.body["errcode"] == "M_UNKNOWN_TOKEN" {
+				break
+			}
+			if r.status != 200 || time.Since(start) > 100*time.Millisecond {
+				t.Fatalf("b still answers %d %s %v after the revocation", r.status, r.raw, time.Since(start))
+			}
+		}
+	}
+
+	// The login-IP budget (4) is shared: three logins above spent three.
+	if r := call(t, "POST", b+"/_matrix/client/v3/login", `{"type":"m.login.password","user":"nobody","password":"x"}`, ""); r.status != 403 {
+		t.Fatalf("4th login: %d %s", r.status, r.raw)
+	}
+	if r := call(t, "POST", a+"/_matrix/client/v3/login", `{"type":"m.login.password","user":"nobody","password":"x"}`, ""); r.status != 429 || r.body["errcode"] != "M_LIMIT_EXCEEDED" {
+		t.Fatalf("5th login, on the other replica: %d %s, want 429", r.status, r.raw)
+	}
+
+	// Redis gone: local limits, fresh buckets, on each replica.
+	redis.Stop()
+	for _, base := range []string{a, b} {
+		if r := call(t, "POST", base+"/_matrix/client/v3/login", `{"type":"m.login.password","user":"nobody","password":"x"}`, ""); r.status != 403 {
+			t.Fatalf("login with Redis down: %d %s, want 403 from a local bucket", r.status, r.raw)
+		}
+		waitReadyz(t, base, "ratelimit", "local (redis unreachable)")
+		m := scrape(t, base)
+		for _, want := range []string{"authd_ratelimit_shared 0", "authd_ratelimit_fallbacks_total 1", "authd_revocations_subscribed 1"} {
+			if !strings.Contains(m, "\n"+want+"\n") {
+				t.Errorf("%s/metrics lacks %q", base, want)
+			}
+		}
+	}
+	redis.Start()
+	for _, base := range []string{a, b} {
+		waitReadyz(t, base, "ratelimit", "redis")
+	}
+}
+
+// waitReadyz polls /readyz until its check name says want, for at most 10 s
+// (Redis is probed every second).
+func waitReadyz(t *testing.T, base, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := call(t, "GET", base+"/readyz", "", "")
+		checks, _ := r.body["checks"].(map[string]any)
+		if r.status == 200 && checks[name] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/readyz: %d %s, want checks.%s %q", base, r.status, r.raw, name, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// scrape returns base's /metrics.
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
