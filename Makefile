@@ -14,7 +14,7 @@ ifneq ($(strip $(SMOKE)),)
 BENCH_FLAGS += -smoke
 endif
 
-.PHONY: help build run test test-go e2e bench bench-smoke bench-go lint fmt clean
+.PHONY: help build run test redis-server test-go e2e bench bench-smoke bench-go lint fmt clean
 
 # help: list the targets with their one-line descriptions.
 help:
@@ -28,14 +28,23 @@ build:
 run: build
 	AUTHD_MIGRATE=true ./$(BIN) serve
 
-# test: the whole suite with the race detector, Postgres tests on a real Postgres.
-test:
+# test: the whole suite with the race detector, on a real Postgres and a real Redis.
+test: redis-server
 ifeq ($(strip $(AUTHD_TEST_DATABASE_URL)),)
 	@command -v pg_virtualenv >/dev/null || { echo "make test: needs Postgres: install postgresql and postgresql-common (pg_virtualenv), or set AUTHD_TEST_DATABASE_URL=postgres://..." >&2; exit 1; }
 	pg_virtualenv -t sh -c 'AUTHD_TEST_DATABASE_URL="$(PG_URL_FROM_VIRTUALENV)" $(MAKE) --no-print-directory test-go'
 else
 	$(MAKE) --no-print-directory test-go
 endif
+
+# redis-server: make sure Debian's redis-server is installed (apt-get as root), which the Redis tests start themselves.
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "make: installing Debian's redis-server for the Redis tests"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }; \
+		else echo "make test: needs redis-server: apt-get install redis-server" >&2; exit 1; fi; }
 
 # test-go: go test -race ./... against the Postgres in AUTHD_TEST_DATABASE_URL.
 test-go:

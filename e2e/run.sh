@@ -10,17 +10,21 @@
 # nginx that trusts it as its proxy), waits until they answer /readyz, starts
 # nginx in front of the third and of the stand-in homeserver that
 # tests/proxy.test.mjs serves, runs `node --test` in e2e/ and stops nginx and
-# authd whatever happens. Logs go to a temporary directory; authd's and
-# nginx's are printed when anything fails. Arguments are passed to `node
+# authd whatever happens. tests/replicas.test.mjs starts a Redis server and
+# three more authd replicas on the same database itself. Logs go to a
+# temporary directory; authd's, Redis's and nginx's are printed when anything
+# fails. Arguments are passed to `node
 # --test` (e.g. e2e/run.sh --test-name-pattern=browser). AUTHD_E2E_BIN=PATH
 # tests that authd binary instead of building bin/authd; AUTHD_E2E_NGINX=PATH
-# another nginx than /usr/sbin/nginx.
+# another nginx than /usr/sbin/nginx; AUTHD_E2E_REDIS_SERVER=PATH another
+# redis-server than /usr/bin/redis-server.
 set -euo pipefail
 
 e2e=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$e2e")
 authd=${AUTHD_E2E_BIN:-$root/bin/authd}
 nginx=${AUTHD_E2E_NGINX:-/usr/sbin/nginx}
+redis=${AUTHD_E2E_REDIS_SERVER:-/usr/bin/redis-server}
 
 # The outer run: check prerequisites, build, then start over inside a
 # throwaway Postgres cluster, which pg_virtualenv removes when we return.
@@ -30,6 +34,7 @@ if [ -z "${AUTHD_E2E_INSIDE_PG:-}" ]; then
 	done
 	[ -x /usr/bin/chromium ] || { echo "e2e: needs /usr/bin/chromium: apt-get install chromium" >&2; exit 1; }
 	[ -x "$nginx" ] || { echo "e2e: needs $nginx: apt-get install nginx" >&2; exit 1; }
+	[ -x "$redis" ] || { echo "e2e: needs $redis: apt-get install redis-server" >&2; exit 1; }
 	if [ -z "${AUTHD_E2E_BIN:-}" ]; then
 		make -C "$root" --no-print-directory build
 	fi
@@ -47,7 +52,7 @@ pids=()
 failed=1
 
 print_logs() {
-	for f in "$logs"/authd-*.log "$logs"/nginx/error.log "$logs"/nginx/access.log; do
+	for f in "$logs"/authd-*.log "$logs"/redis.log "$logs"/nginx/error.log "$logs"/nginx/access.log; do
 		[ -e "$f" ] || continue
 		printf '\n==> %s\n' "$f" >&2
 		cat "$f" >&2
@@ -217,6 +222,10 @@ start_nginx "$proxy_port" "127.0.0.1:$port" "127.0.0.1:$homeserver_port"
 export AUTHD_E2E_PROXY_BASEURL=$proxy_url
 export AUTHD_E2E_HOMESERVER_PORT=$homeserver_port
 export AUTHD_E2E_NGINX_ACCESS_LOG=$logs/nginx/access.log
+
+# tests/replicas.test.mjs starts its own Redis and three replicas on this
+# database with this binary, logging into $logs.
+export AUTHD_E2E_AUTHD=$authd AUTHD_E2E_LOGS=$logs AUTHD_E2E_REDIS_SERVER=$redis
 
 cd "$e2e"
 node --test --test-concurrency=3 --test-timeout=60000 "$@"

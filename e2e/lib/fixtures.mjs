@@ -20,6 +20,12 @@ export const users = {
     frank: { localpart: "frank", password: "frank behind the proxy", email: "" },
     // Through nginx: forward auth to the stand-in homeserver.
     grace: { localpart: "grace", password: "grace's forward-auth pw", email: "" },
+    // Three replicas: wrong passwords until the shared per-account limit.
+    heidi: { localpart: "heidi", password: "heidi on every replica", email: "" },
+    // Three replicas: logins, cross-replica logout, authd user passwd.
+    ivan: { localpart: "ivan", password: "ivan's replicated pw", email: "" },
+    // Three replicas: authd user deactivate.
+    judy: { localpart: "judy", password: "judy deactivated", email: "" },
 };
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
