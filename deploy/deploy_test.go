@@ -583,6 +583,11 @@ type composeService struct {
 	Healthcheck *struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
+	ContainerName string   `yaml:"container_name"`
+	Command       []string `yaml:"command"`
+	Deploy        struct {
+		Replicas int `yaml:"replicas"`
+	} `yaml:"deploy"`
 }
 
 // composeVar matches compose's interpolation: $$, ${NAME...} and $NAME.
@@ -642,39 +647,106 @@ func envExample(t *testing.T) map[string]string {
 	return vars
 }
 
+// replicasFile is the compose file layered on docker-compose.yml for
+// several replicas.
+const replicasFile = "deploy/compose.replicas.yml"
+
 // loadCompose parses docker-compose.yml with its variables substituted
 // from vars.
 func loadCompose(t *testing.T, vars map[string]string) composeFile {
 	t.Helper()
-	text, err := interpolate(readFile(t, "docker-compose.yml"), vars)
+	return loadComposeFile(t, "docker-compose.yml", vars)
+}
+
+func loadComposeFile(t *testing.T, name string, vars map[string]string) composeFile {
+	t.Helper()
+	text, err := interpolate(readFile(t, name), vars)
 	if err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	var c composeFile
 	if err := yaml.Unmarshal([]byte(text), &c); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return c
 }
 
 func TestCompose_EnvExample(t *testing.T) {
-	raw := readFile(t, "docker-compose.yml")
 	example := envExample(t)
 	used := map[string]bool{}
-	for _, m := range composeVar.FindAllStringSubmatch(raw, -1) {
-		name := m[1] + m[4]
-		if name == "" {
-			continue // $$
-		}
-		used[name] = true
-		if _, ok := example[name]; !ok {
-			t.Errorf("docker-compose.yml uses ${%s}, which .env.example does not set", name)
+	for _, file := range []string{"docker-compose.yml", replicasFile} {
+		for _, m := range composeVar.FindAllStringSubmatch(readFile(t, file), -1) {
+			name := m[1] + m[4]
+			if name == "" {
+				continue // $$
+			}
+			used[name] = true
+			if _, ok := example[name]; !ok {
+				t.Errorf("%s uses ${%s}, which .env.example does not set", file, name)
+			}
 		}
 	}
 	for name := range example {
 		if !used[name] {
-			t.Errorf(".env.example sets %s, which docker-compose.yml does not use", name)
+			t.Errorf(".env.example sets %s, which no compose file uses", name)
 		}
+	}
+}
+
+// TestCompose_Replicas checks the scale-out layer: several authd replicas
+// sharing rate limits through a Redis that only the backend reaches, with a
+// password that authd's URL carries, and nothing in the main file that
+// stops a service from running more than once.
+func TestCompose_Replicas(t *testing.T) {
+	vars := envExample(t)
+	base := loadCompose(t, vars)
+	over := loadComposeFile(t, replicasFile, vars)
+	redis, ok := over.Services["redis"]
+	if !ok {
+		t.Fatalf("%s has no redis service", replicasFile)
+	}
+	authd := over.Services["authd"]
+	if authd.Deploy.Replicas < 2 {
+		t.Errorf("authd replicas = %d, want several", authd.Deploy.Replicas)
+	}
+	if b := base.Services["authd"]; b.ContainerName != "" || len(b.Ports) > 0 {
+		t.Errorf("authd in docker-compose.yml has container_name %q or ports %v: replicas would collide", b.ContainerName, b.Ports)
+	}
+	if !regexp.MustCompile(`^redis:7(\.|-|$)`).MatchString(redis.Image) {
+		t.Errorf("redis image %q, want redis:7", redis.Image)
+	}
+	if !slices.Equal(redis.Networks, []string{"backend"}) {
+		t.Errorf("redis is on networks %v, want only backend", redis.Networks)
+	}
+	if len(redis.Ports) > 0 {
+		t.Errorf("redis publishes ports %v", redis.Ports)
+	}
+	if redis.Healthcheck == nil || !strings.Contains(strings.Join(redis.Healthcheck.Test, " "), "redis-cli ping") {
+		t.Error("redis has no redis-cli ping health check")
+	}
+	if cond := authd.DependsOn["redis"].Condition; cond != "service_healthy" {
+		t.Errorf("authd depends on redis with condition %q, want service_healthy", cond)
+	}
+	i := slices.Index(redis.Command, "--requirepass")
+	if i < 0 || i+1 >= len(redis.Command) || redis.Command[i+1] != vars["REDIS_PASSWORD"] {
+		t.Errorf("redis command %q does not require REDIS_PASSWORD", redis.Command)
+	}
+	env := authd.Environment
+	if env["AUTHD_RATELIMIT_BACKEND"] != "redis" {
+		t.Errorf("AUTHD_RATELIMIT_BACKEND=%q, want redis", env["AUTHD_RATELIMIT_BACKEND"])
+	}
+	u, err := url.Parse(env["AUTHD_REDIS_URL"])
+	if err != nil {
+		t.Fatalf("AUTHD_REDIS_URL: %v", err)
+	}
+	pass, _ := u.User.Password()
+	if u.Scheme != "redis" || u.Hostname() != "redis" || (u.Port() != "" && u.Port() != "6379") || pass != vars["REDIS_PASSWORD"] {
+		t.Errorf("AUTHD_REDIS_URL is not the redis service with REDIS_PASSWORD: %s", u.Redacted())
+	}
+	// nginx finds every replica: its upstream asks Docker's DNS again.
+	up := readFile(t, "deploy/nginx/upstreams.conf")
+	if !regexp.MustCompile(`(?m)^\s*server\s+authd:8008\s+resolve;`).MatchString(up) {
+		t.Error("deploy/nginx/upstreams.conf does not resolve the authd service name at run time")
 	}
 }
 
