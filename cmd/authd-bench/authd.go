@@ -18,12 +18,13 @@ import (
 // authd is one authd binary with the environment of one run: the CLI
 // commands the setup needs, and the server the scenarios drive.
 type authd struct {
-	bin  string
-	env  []string
-	addr string // host:port serve listens on
-	log  string // file receiving serve's stderr
-	cmd  *exec.Cmd
-	done chan error
+	bin     string
+	env     []string
+	addr    string // host:port serve listens on
+	metrics string // host:port /metrics is served on: addr, unless AUTHD_METRICS_LISTEN is set
+	log     string // file receiving serve's stderr
+	cmd     *exec.Cmd
+	done    chan error
 }
 
 // newAuthd returns an authd on databaseURL listening on a free loopback
@@ -31,12 +32,10 @@ type authd struct {
 // environment is built from nothing, so that AUTHD_* variables of the
 // caller's shell do not change what is measured.
 func newAuthd(bin, databaseURL, dir string, o options) (*authd, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"AUTHD_DATABASE_URL=" + databaseURL,
@@ -49,7 +48,64 @@ func newAuthd(bin, databaseURL, dir string, o options) (*authd, error) {
 		"AUTHD_LOG_FORMAT=json",
 	}
 	env = append(env, o.authdEnv...)
-	return &authd{bin: bin, env: env, addr: addr, log: filepath.Join(dir, "authd.log")}, nil
+	a := &authd{bin: bin, env: env, addr: addr, metrics: addr, log: filepath.Join(dir, "authd.log")}
+	for _, kv := range o.authdEnv {
+		if v, ok := strings.CutPrefix(kv, "AUTHD_METRICS_LISTEN="); ok && v != "" {
+			a.metrics = dialable(v)
+		}
+	}
+	return a, nil
+}
+
+// freePort returns a loopback host:port that was free a moment ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// dialable is a listen address as a client reaches it: an empty or
+// unspecified host is loopback.
+func dialable(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// replica returns a second authd like a, on the same database with the
+// same settings, listening (and serving /metrics, when a serves them
+// apart) on free loopback ports of its own, logging to log.
+func (a *authd) replica(log string) (*authd, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	b := &authd{bin: a.bin, addr: addr, metrics: addr, log: log}
+	metricsListen := ""
+	if a.metrics != a.addr {
+		if metricsListen, err = freePort(); err != nil {
+			return nil, err
+		}
+		b.metrics = metricsListen
+	}
+	for _, kv := range a.env {
+		switch {
+		case strings.HasPrefix(kv, "AUTHD_LISTEN="):
+			kv = "AUTHD_LISTEN=" + addr
+		case metricsListen != "" && strings.HasPrefix(kv, "AUTHD_METRICS_LISTEN="):
+			kv = "AUTHD_METRICS_LISTEN=" + metricsListen
+		}
+		b.env = append(b.env, kv)
+	}
+	return b, nil
 }
 
 // run runs an authd CLI command with stdin, and returns its error with
@@ -76,6 +132,7 @@ func (a *authd) start(ctx context.Context) error {
 	a.cmd.Env = a.env
 	a.cmd.Stdout = logf
 	a.cmd.Stderr = logf
+	a.cmd.SysProcAttr = childAttr()
 	if err := a.cmd.Start(); err != nil {
 		return err
 	}

@@ -7,6 +7,11 @@
 // comparison; HTTP: /healthz), the target ratios, and authd's peak RSS. It
 // writes the figures as JSON and exits 1 when a target is missed.
 //
+// On Postgres it also runs the whoami load through nginx (-nginx, Debian's
+// /usr/sbin/nginx) in front of two authd replicas on the one database, and
+// reports the rate beside the direct one and how nginx split the requests:
+// a replica with less than 30% of them fails the run, smoke runs included.
+//
 //	authd-bench -authd bin/authd            # AUTHD_BENCH_DATABASE_URL: a Postgres server
 //	authd-bench -authd bin/authd -smoke     # seconds, no targets asserted
 package main
@@ -23,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +62,8 @@ type options struct {
 	flood        float64
 	authdEnv     []string
 	scenarios    []string // empty: all
+	nginx        string
+	nginxVersion string // nginx -v, when a scenario needs nginx
 }
 
 type stringList []string
@@ -82,6 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.logoutTokens, "logout-tokens", 0, "access tokens minted for the logout scenario (0: enough for this machine with a margin, 100000 on Postgres, 30000 on SQLite)")
 	fs.Float64Var(&o.flood, "flood", 4, "the login flood's offered rate, in multiples of the bcrypt bound")
 	fs.Var((*stringList)(&o.authdEnv), "authd-env", "KEY=VALUE added to authd's environment (repeatable), e.g. AUTHD_TOKEN_CACHE_TTL=0")
+	fs.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "the nginx binary of the "+nginxScenario+" scenario (postgres)")
 	scenarios := fs.String("scenarios", "", "run only these scenarios (comma-separated names); targets are then not asserted")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,6 +103,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		o.scenarios = strings.Split(*scenarios, ",")
 	}
 	o.adminURL = getenv(databaseEnv)
+	if slices.Contains(o.stores, "postgres") && (len(o.scenarios) == 0 || slices.Contains(o.scenarios, nginxScenario)) {
+		v, err := checkNginx(o.nginx)
+		if err != nil {
+			return err
+		}
+		o.nginxVersion = v
+	}
 	if o.smoke {
 		o.warmup, o.duration = 200*time.Millisecond, 500*time.Millisecond
 		if o.logoutTokens == 0 {
@@ -153,6 +169,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", o.out)
+	}
+	// A broken scenario (nginx's balancing) fails every run, smoke runs
+	// and runs of some scenarios included: it is not a figure missed.
+	var broken []string
+	for _, sr := range res.Stores {
+		for _, c := range sr.Checks {
+			if c.Required && !c.Pass {
+				broken = append(broken, sr.Store+": "+c.Name)
+			}
+		}
+	}
+	if len(broken) > 0 {
+		return fmt.Errorf("scenario failed: %s (see above)", strings.Join(broken, ", "))
 	}
 	switch {
 	case o.smoke:

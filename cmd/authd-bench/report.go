@@ -34,6 +34,9 @@ type check struct {
 	Target float64 `json:"target"`
 	Pass   bool    `json:"pass"`
 	Detail string  `json:"detail"`
+	// Required checks are asserted in every run, smoke runs included: one
+	// that fails says a scenario is broken, not slow.
+	Required bool `json:"required,omitempty"`
 }
 
 func newCheck(name string, value float64, op string, target float64, detail string) check {
@@ -79,6 +82,12 @@ func checks(sr storeResult, o options) []check {
 	}
 	cs = append(cs, c)
 	cs = append(cs, newCheck("peak RSS (MiB)", sr.PeakRSSMiB, "<=", 100, "authd's VmHWM over the whole run"))
+	if p := row(sr, nginxScenario).Proxy; p != nil {
+		c := newCheck("nginx balance (least share)", p.leastShare(), ">=", minReplicaShare,
+			fmt.Sprintf("whoami split %s across the 2 replicas; below %.0f%% on one, the balancing is broken", p.split(), 100*minReplicaShare))
+		c.Required = true
+		cs = append(cs, c)
+	}
 	return cs
 }
 

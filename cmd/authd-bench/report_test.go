@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,6 +36,8 @@ func TestChecks(t *testing.T) {
 		{"NothingShed", func(s *storeResult) { s.Flood.Statuses = map[string]int{"200": 600}; s.Flood.ShedMaxMS = 0 }, "isolation (shed logins)"},
 		{"FloodNotOffered", func(s *storeResult) { s.Flood.Missed = 100 }, "isolation (shed logins)"},
 		{"Fat", func(s *storeResult) { s.PeakRSSMiB = 101 }, "peak RSS (MiB)"},
+		{"NginxBalanced", func(s *storeResult) { s.Scenarios = append(s.Scenarios, throughNginxRow(0.45, 0.55)) }, ""},
+		{"NginxUnbalanced", func(s *storeResult) { s.Scenarios = append(s.Scenarios, throughNginxRow(0.71, 0.29)) }, "nginx balance (least share)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -44,7 +47,20 @@ func TestChecks(t *testing.T) {
 				if want := c.Name != tt.failed; c.Pass != want {
 					t.Errorf("%s: pass = %v, want %v (%s)", c.Name, c.Pass, want, c.Detail)
 				}
+				// Only the balance is asserted in smoke runs too.
+				if want := strings.HasPrefix(c.Name, "nginx balance"); c.Required != want {
+					t.Errorf("%s: required = %v, want %v", c.Name, c.Required, want)
+				}
 			}
 		})
 	}
+}
+
+// throughNginxRow is the nginx scenario's row with the replicas' shares.
+func throughNginxRow(shares ...float64) scenarioResult {
+	p := &proxyResult{}
+	for _, s := range shares {
+		p.Replicas = append(p.Replicas, replicaResult{Share: s})
+	}
+	return scenarioResult{Name: nginxScenario, PerSecond: 9000, Proxy: p}
 }

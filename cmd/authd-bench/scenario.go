@@ -34,9 +34,14 @@ type scenarioResult struct {
 	// OtherCores is the busy CPU time that was neither authd's nor the
 	// generator's: the kernel's network processing, Postgres, and anything
 	// else running on the machine.
-	OtherCores  float64 `json:"other_cpu_cores"`
+	OtherCores float64 `json:"other_cpu_cores"`
+	// ProxyCores is the part of OtherCores that nginx used (its master and
+	// workers), on a row through nginx.
+	ProxyCores  float64 `json:"proxy_cpu_cores,omitempty"`
 	RSSAfterMiB float64 `json:"authd_rss_after_mib"`
 	Note        string  `json:"note,omitempty"`
+	// Proxy is set on the row through nginx.
+	Proxy *proxyResult `json:"proxy,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
@@ -70,26 +75,38 @@ func statusName(st int) string {
 // cpuMeter reads authd's and the generator's CPU time at the start and end
 // of a load's measured window, so that the row shows who used the CPUs.
 type cpuMeter struct {
-	pid                    int
+	authd, proxy           []int // authd's processes (one per replica); nginx's
 	authd0, authd1, b0, b1 time.Duration
+	proxy0, proxy1         time.Duration
 	busy0, busy1, all0     time.Duration
 	all1                   time.Duration
 	t0, t1                 time.Time
 	done                   chan struct{}
 }
 
+// cpuTimes adds up the CPU time of the processes (one that cannot be read
+// counts nothing).
+func cpuTimes(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, _ := bench.CPUTime(pid)
+		sum += d
+	}
+	return sum
+}
+
 // meterWindow starts reading at now+warmup and now+warmup+duration.
-func meterWindow(pid int, warmup, duration time.Duration) *cpuMeter {
-	m := &cpuMeter{pid: pid, done: make(chan struct{})}
+func meterWindow(t target, warmup, duration time.Duration) *cpuMeter {
+	m := &cpuMeter{authd: t.authd, proxy: t.proxy, done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
 		time.Sleep(warmup)
 		m.t0, m.b0 = time.Now(), bench.SelfCPUTime()
-		m.authd0, _ = bench.CPUTime(pid)
+		m.authd0, m.proxy0 = cpuTimes(m.authd), cpuTimes(m.proxy)
 		m.busy0, m.all0, _ = bench.MachineCPU()
 		time.Sleep(duration)
 		m.t1, m.b1 = time.Now(), bench.SelfCPUTime()
-		m.authd1, _ = bench.CPUTime(pid)
+		m.authd1, m.proxy1 = cpuTimes(m.authd), cpuTimes(m.proxy)
 		m.busy1, m.all1, _ = bench.MachineCPU()
 	}()
 	return m
@@ -104,6 +121,7 @@ func (m *cpuMeter) fill(s *scenarioResult) {
 	}
 	s.AuthdCores = (m.authd1 - m.authd0).Seconds() / wall
 	s.BenchCores = (m.b1 - m.b0).Seconds() / wall
+	s.ProxyCores = (m.proxy1 - m.proxy0).Seconds() / wall
 	if all := m.all1 - m.all0; all > 0 {
 		s.MachineBusy = float64(m.busy1-m.busy0) / float64(all)
 		s.OtherCores = max(0, (m.busy1-m.busy0).Seconds()/wall-s.AuthdCores-s.BenchCores)
@@ -111,16 +129,34 @@ func (m *cpuMeter) fill(s *scenarioResult) {
 	if s.PerSecond > 0 {
 		s.AuthdCPUUS = s.AuthdCores / s.PerSecond * 1e6
 	}
-	if rss, err := bench.RSS(m.pid); err == nil {
-		s.RSSAfterMiB = float64(rss) / (1 << 20)
+	// With replicas, the largest: a figure per process, as on the other rows.
+	for _, pid := range m.authd {
+		if rss, err := bench.RSS(pid); err == nil {
+			s.RSSAfterMiB = max(s.RSSAfterMiB, float64(rss)/(1<<20))
+		}
 	}
 }
 
+// target is what a load is sent to and whose CPU time its row shows.
+type target struct {
+	addr  string // host:port the connections are made to
+	authd []int  // authd's processes: their CPU time is the row's authd CPU
+	proxy []int  // nginx's processes in front of them, if any
+}
+
+// direct is authd itself, without a proxy.
+func direct(a *authd) target { return target{addr: a.addr, authd: []int{a.pid()}} }
+
 // closedLoad runs a closed-loop scenario on authd and returns its row.
 func closedLoad(a *authd, o options, name string, conns int, ok func(int) bool, newWorker func(i int) bench.Worker) (scenarioResult, error) {
-	m := meterWindow(a.pid(), o.warmup, o.duration)
+	return closedLoadOn(direct(a), o, name, conns, ok, newWorker)
+}
+
+// closedLoadOn runs a closed-loop scenario on t and returns its row.
+func closedLoadOn(t target, o options, name string, conns int, ok func(int) bool, newWorker func(i int) bench.Worker) (scenarioResult, error) {
+	m := meterWindow(t, o.warmup, o.duration)
 	r, err := bench.Closed{
-		Addr: a.addr, Conns: conns, Warmup: o.warmup, Duration: o.duration,
+		Addr: t.addr, Conns: conns, Warmup: o.warmup, Duration: o.duration,
 		NewWorker: newWorker, OK: ok,
 	}.Run()
 	if err != nil {

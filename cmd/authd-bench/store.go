@@ -192,6 +192,14 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 			sr.Flood = f
 			return add(s, err)
 		}},
+		// Last, so that the second replica and nginx run beside no other
+		// scenario.
+		{nginxScenario, func() error {
+			if kind != "postgres" {
+				return nil
+			}
+			return add(throughNginx(ctx, a, o, dir, m.access, row(sr, "whoami").PerSecond, logw))
+		}},
 	}
 	for _, step := range steps {
 		if len(o.scenarios) > 0 && !slices.Contains(o.scenarios, step.name) {

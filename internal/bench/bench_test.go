@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -128,5 +130,26 @@ func TestProc(t *testing.T) {
 	}
 	if busy, total, err := MachineCPU(); err != nil || total <= 0 || busy > total {
 		t.Fatalf("MachineCPU = %v, %v, %v", busy, total, err)
+	}
+}
+
+func TestChildren(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep to start:", err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	kids, err := Children(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(kids, cmd.Process.Pid) {
+		t.Fatalf("Children = %v, want %d among them", kids, cmd.Process.Pid)
+	}
+	if kids, err := Children(cmd.Process.Pid); err != nil || len(kids) != 0 {
+		t.Fatalf("Children(sleep) = %v, %v; want none", kids, err)
 	}
 }

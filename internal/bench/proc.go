@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,6 +99,36 @@ func CPUTime(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("bench: bad /proc/%d/stat", pid)
 	}
 	return time.Duration(utime+stime) * time.Second / clockTick, nil
+}
+
+// Children lists the process's children (nginx's workers under its
+// master), from /proc/PID/task/*/children: each thread's file lists the
+// children it forked. It needs CONFIG_PROC_CHILDREN, which the common
+// distribution kernels have.
+func Children(pid int) ([]int, error) {
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("bench: no /proc/%d/task/*/children", pid)
+	}
+	var kids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range strings.Fields(string(b)) {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("bench: %s: %q", f, v)
+			}
+			kids = append(kids, n)
+		}
+	}
+	slices.Sort(kids)
+	return slices.Compact(kids), nil
 }
 
 // SelfCPUTime is the CPU time this process has used.
