@@ -1159,22 +1159,30 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 
-	secret := one(t, objs, "Secret")
+	secrets := map[string]k8sObject{}
+	for _, o := range objs["Secret"] {
+		secrets[o.Metadata.Name] = o
+	}
 	for _, ct := range append(slices.Clone(pod.InitContainers), c) {
 		env := map[string]string{}
-		fromSecret := false
+		fromSecret := map[string]bool{}
 		for _, e := range ct.Env {
 			env[e.Name] = e.Value
-			if e.Name == "AUTHD_DATABASE_URL" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 				ref := e.ValueFrom.SecretKeyRef
-				if ref.Name != secret.Metadata.Name || secret.Data[ref.Key] == "" {
-					t.Errorf("%s: AUTHD_DATABASE_URL from secret %s key %s, which secret.example.yaml does not define", ct.Name, ref.Name, ref.Key)
+				if secrets[ref.Name].Data[ref.Key] == "" {
+					t.Errorf("%s: %s from secret %s key %s, which secret.example.yaml does not define", ct.Name, e.Name, ref.Name, ref.Key)
 				}
-				fromSecret = true
+				fromSecret[e.Name] = true
 			}
 		}
-		if !fromSecret {
+		if !fromSecret["AUTHD_DATABASE_URL"] {
 			t.Errorf("%s: AUTHD_DATABASE_URL does not come from a Secret", ct.Name)
+		}
+		// Several replicas share one budget of guesses only through Redis.
+		if ct.Name == c.Name && dep.Replicas > 1 && (env["AUTHD_RATELIMIT_BACKEND"] != "redis" || !fromSecret["AUTHD_REDIS_URL"]) {
+			t.Errorf("%s: %d replicas with AUTHD_RATELIMIT_BACKEND=%q and AUTHD_REDIS_URL not from a Secret: each replica would allow the whole burst",
+				ct.Name, dep.Replicas, env["AUTHD_RATELIMIT_BACKEND"])
 		}
 		if _, port, _ := strings.Cut(env["AUTHD_LISTEN"], ":"); env["AUTHD_LISTEN"] != "" && port != facts.port {
 			t.Errorf("%s: AUTHD_LISTEN=%q is not the container port", ct.Name, env["AUTHD_LISTEN"])

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/authd/authd/internal/pgtest"
 	"github.com/authd/authd/internal/redistest"
+	"github.com/authd/authd/internal/store/postgres"
 )
 
 // Two `serve` processes on one Postgres and one Redis, wired as serve wires
@@ -118,4 +122,48 @@ func scrape(t *testing.T, base string) string {
 		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// A serve whose revocation subscription is cut (its Postgres backend
+// terminated) says so once, bypasses its cache meanwhile, and resubscribes.
+func TestServe_RevocationFeedLost(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	getenv := env("AUTHD_DATABASE_URL="+url, "AUTHD_LISTEN=127.0.0.1:0")
+	mustCLI(t, getenv, "", "migrate", "up")
+	s := startServe(t, getenv, "ready")
+	waitReadyz(t, s.base, "revocations", "subscribed")
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+		postgres.ListenerApplicationName).Scan(&n)
+	if err != nil || n != 1 {
+		t.Fatalf("terminated %d listeners, %v; want 1", n, err)
+	}
+	waitLog(t, s, "not receiving revocations; token cache bypassed until resubscribed")
+	waitLog(t, s, "receiving revocations again; token cache back on")
+	waitReadyz(t, s.base, "revocations", "subscribed")
+	if m := scrape(t, s.base); !strings.Contains(m, "\nauthd_revocations_subscribed 1\n") {
+		t.Errorf("/metrics after resubscribing:\n%s", m)
+	}
+	if got := strings.Count(s.log(), "not receiving revocations"); got != 1 {
+		t.Errorf("the outage was logged %d times, want once", got)
+	}
+}
+
+// waitLog polls the server's log for msg, for at most 10 s.
+func waitLog(t *testing.T, s *served, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.log(), `"msg":"`+msg+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", msg, s.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
