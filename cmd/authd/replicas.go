@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,8 +51,9 @@ func newRateLimits(cfg config, log *slog.Logger) (rateLimits, func(context.Conte
 	}
 	// go-redis reports dial failures through a logger of its own, on
 	// stderr by default: into the process log instead, at debug (the
-	// backend logs each outage once, at warn).
-	redis.SetLogger(redisLog{log})
+	// backend logs each outage once, at warn). It is a global of
+	// go-redis's, so set once per process.
+	setRedisLogger.Do(func() { redis.SetLogger(redisLog{log}) })
 	b := ratelimit.NewBackend(client, log, nil)
 	rl := rateLimits{
 		loginIP:      b.Limiter("login_ip", l.LoginIP, 0),
@@ -66,6 +68,8 @@ func newRateLimits(cfg config, log *slog.Logger) (rateLimits, func(context.Conte
 	}
 	return rl, watch, nil
 }
+
+var setRedisLogger sync.Once
 
 // redisLog writes go-redis's own messages to the process log.
 type redisLog struct{ log *slog.Logger }
