@@ -91,6 +91,53 @@ func TestServe_Replicas(t *testing.T) {
 	}
 }
 
+// On SQLite the CLI is another process, with a store of its own on the
+// file: its passwd and deactivate reach a running serve's token cache
+// through the revocations table, which serve polls, within a poll or two
+// rather than the cache's lifetime (5 s).
+func TestServe_SQLiteCLIRevokes(t *testing.T) {
+	getenv := sqliteEnv(t, "AUTHD_LISTEN=127.0.0.1:0")
+	mustCLI(t, getenv, "", "migrate", "up")
+	s := startServe(t, getenv, "ready")
+	waitReadyz(t, s.base, "revocations", "subscribed")
+	const password = "sqlite cli password"
+	secretsSeen = append(secretsSeen, password)
+	for _, c := range []struct {
+		user  string
+		stdin string
+		args  []string
+	}{
+		{"sam", password + "\n", []string{"user", "passwd", "sam", "--password-stdin"}},
+		{"dana", "", []string{"user", "deactivate", "dana"}},
+	} {
+		mustCLI(t, getenv, password+"\n", "user", "create", c.user, "--password-stdin")
+		login := `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"` + c.user + `"},"password":"` + password + `"}`
+		r := call(t, "POST", s.base+"/_matrix/client/v3/login", login, "")
+		tok, _ := r.body["access_token"].(string)
+		if r.status != 200 || tok == "" {
+			t.Fatalf("login of %s: %d %s", c.user, r.status, r.raw)
+		}
+		secretsSeen = append(secretsSeen, tok)
+		for range 2 { // the second answer comes from the cache
+			if r := call(t, "GET", s.base+"/_matrix/client/v3/account/whoami", "", tok); r.status != 200 {
+				t.Fatalf("whoami of %s: %d %s", c.user, r.status, r.raw)
+			}
+		}
+		mustCLI(t, getenv, c.stdin, c.args...)
+		start := time.Now()
+		for {
+			r := call(t, "GET", s.base+"/_matrix/client/v3/account/whoami", "", tok)
+			if r.status == 401 && r.body["errcode"] == "M_UNKNOWN_TOKEN" {
+				break
+			}
+			if r.status != 200 || time.Since(start) > 500*time.Millisecond {
+				t.Fatalf("authd %s: serve still answers %d %s %v after it", strings.Join(c.args, " "), r.status, r.raw, time.Since(start))
+			}
+		}
+		t.Logf("authd %s: refused after %v", c.args[1], time.Since(start))
+	}
+}
+
 // waitReadyz polls /readyz until its check name says want, for at most 10 s
 // (Redis is probed every second).
 func waitReadyz(t *testing.T, base, name, want string) {

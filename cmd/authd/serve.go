@@ -70,7 +70,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if limits.shared != nil {
 		mopts.RateLimits = limits.shared
 	}
-	if kind, _, _ := parseDatabaseURL(cfg.DatabaseURL); kind == postgresDB && cache != nil {
+	if cache != nil { // both stores broadcast revocations
 		mopts.Revocations = feed
 	}
 	m := metrics.New(mopts)

@@ -200,10 +200,11 @@ func TestTokenCache_Refresh(t *testing.T) {
 	})
 }
 
-// Deactivation and password changes are made by the CLI, another process:
-// a token this process has cached keeps working until its entry's
-// lifetime runs out, and not a moment longer. A token not cached is refused
-// at once.
+// Deactivation and password changes are made by the CLI, another process.
+// Without a revocation feed (serve runs one on either store; this harness
+// does not, see revocation_test.go), a token this process has cached keeps
+// working until its entry's lifetime runs out, and not a moment longer. A
+// token not cached is refused at once.
 func TestTokenCache_RevokedElsewhere(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
 		revoke := map[string]func(ctx context.Context, userID string, at time.Time) error{

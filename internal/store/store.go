@@ -255,8 +255,9 @@ type Store interface {
 type Revocation struct{ UserID, DeviceID string }
 
 // RevocationListener is implemented by stores that broadcast revocations
-// (Postgres): every revocation of an access token, committed by any process
-// on the database, is announced to every listener.
+// (Postgres through NOTIFY, SQLite through a polled table): every
+// revocation of an access token, committed by any process on the database,
+// is announced to every listener.
 type RevocationListener interface {
 	// ListenRevocations calls revoked for each revocation committed by any
 	// process, until ctx ends. subscribed is called with true once the
@@ -270,6 +271,41 @@ type RevocationListener interface {
 	// calls subscribed(false, ctx.Err()); then it returns. revoked and
 	// subscribed are called from one goroutine, one at a time.
 	ListenRevocations(ctx context.Context, revoked func(Revocation), subscribed func(ok bool, err error))
+}
+
+// KeepSubscribed is the loop of a ListenRevocations: it calls subscribe
+// until ctx ends, waiting between two calls from backoffMin, doubling up to
+// backoffMax (back to backoffMin after a success). subscribe connects,
+// calls live once every later revocation will be delivered, delivers them
+// until it fails, and returns why. KeepSubscribed reports each live and
+// each failure to subscribed, and a ctx ending while live as
+// subscribed(false, ctx.Err()), as RevocationListener promises.
+func KeepSubscribed(ctx context.Context, backoffMin, backoffMax time.Duration,
+	subscribe func(ctx context.Context, live func()) error, subscribed func(ok bool, err error)) {
+	backoff := backoffMin
+	for {
+		live := false
+		err := subscribe(ctx, func() {
+			live = true
+			backoff = backoffMin
+			subscribed(true, nil)
+		})
+		if ctx.Err() != nil {
+			if live {
+				subscribed(false, ctx.Err())
+			}
+			return
+		}
+		subscribed(false, err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, backoffMax)
+	}
 }
 
 // Schema is the migration state of a store's database.

@@ -54,30 +54,9 @@ func (db *DB) ListenRevocations(ctx context.Context, revoked func(store.Revocati
 		cfg.RuntimeParams = make(map[string]string)
 	}
 	cfg.RuntimeParams["application_name"] = ListenerApplicationName
-	backoff := listenBackoffMin
-	for {
-		live := false
-		err := listen(ctx, cfg, revoked, func() {
-			live = true
-			backoff = listenBackoffMin
-			subscribed(true, nil)
-		})
-		if ctx.Err() != nil {
-			if live {
-				subscribed(false, ctx.Err())
-			}
-			return
-		}
-		subscribed(false, err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, listenBackoffMax)
-	}
+	store.KeepSubscribed(ctx, listenBackoffMin, listenBackoffMax, func(ctx context.Context, live func()) error {
+		return listen(ctx, cfg, revoked, live)
+	}, subscribed)
 }
 
 // listen connects with cfg, subscribes, calls live, and then passes every

@@ -1,6 +1,7 @@
-// Package sqlite implements store.Store and store.Migrator on an embedded
-// SQLite database (modernc.org/sqlite: pure Go, no cgo). It is the default
-// store when authd runs standalone.
+// Package sqlite implements store.Store, store.Migrator and
+// store.RevocationListener on an embedded SQLite database
+// (modernc.org/sqlite: pure Go, no cgo). It is the default store when authd
+// runs standalone.
 //
 // The database runs in WAL mode with foreign keys on. The pool holds a single
 // connection, so this process never contends with itself for SQLite's one

@@ -130,10 +130,11 @@ func TestDB_SchemaStatus(t *testing.T) {
 	})
 }
 
-// exec runs a statement on the database file at path outside the store.
+// exec runs a statement on the database file at path outside the store,
+// foreign keys on as in the store.
 func exec(tb testing.TB, path, query string) {
 	tb.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		tb.Fatalf("open: %v", err)
 	}
@@ -264,6 +265,21 @@ func TestMigrations_Down(t *testing.T) {
 	}
 	if got := schemaStatus(t, db); got.Version != latest-1 || got.Dirty {
 		t.Fatalf("SchemaStatus after one step down = %+v, want version %d", got, latest-1)
+	}
+	if latest == 3 {
+		// Back at 0002: the revocations table and its trigger are gone, and
+		// deleting a device still cascades to its tokens.
+		if n := queryInt(t, path,
+			`SELECT count(*) FROM sqlite_master WHERE name IN ('revocations', 'access_tokens_revoked')`,
+		); n != 0 {
+			t.Fatalf("%d of 0003's table and trigger left after 0003 down", n)
+		}
+		if err := db.DeleteDevice(t.Context(), user, "PHONE"); err != nil {
+			t.Fatalf("DeleteDevice after 0003 down: %v", err)
+		}
+		if n := queryInt(t, path, `SELECT count(*) FROM access_tokens`); n != 1 {
+			t.Fatalf("access tokens after deleting a device: %d, want 1", n)
+		}
 	}
 	if latest == 2 {
 		// Back at 0001: the access tokens survive, their new columns and

@@ -1,0 +1,4 @@
+package sqlite
+
+// PollBatch is pollBatch, for the tests of a burst.
+const PollBatch = pollBatch

@@ -1,0 +1,2 @@
+DROP TRIGGER access_tokens_revoked;
+DROP TABLE revocations;
