@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -128,6 +129,9 @@ type api struct {
 	log    *slog.Logger
 	gate   *hashGate
 	tokens *TokenCache // nil when off
+	// root is the router New returns: a 405 asks it which methods a path
+	// takes, since a subrouter sees only the rest of the path.
+	root chi.Router
 }
 
 // New returns the HTTP handler serving every authd route.
@@ -235,9 +239,13 @@ func NewUnavailable(d Deps) http.Handler {
 	return r
 }
 
-// newRouter is a router with the middleware every response gets.
+// newRouter is a router with the middleware every response gets; the
+// first one made is the root.
 func (a *api) newRouter() chi.Router {
 	r := chi.NewRouter()
+	if a.root == nil {
+		a.root = r
+	}
 	r.Use(requestID, a.logRequests, a.recoverPanics, cors)
 	r.NotFound(a.handleNotFound)
 	r.MethodNotAllowed(a.handleMethodNotAllowed)
@@ -248,6 +256,28 @@ func (a *api) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	a.writeError(w, r, errUnrecognized)
 }
 
+// handleMethodNotAllowed answers a known path asked with a method it does
+// not take: 405 with the Matrix error, and the Allow header RFC 9110
+// requires, which chi sets only for its own 405 handler.
 func (a *api) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	if allow := a.allowedMethods(r); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
 	a.writeError(w, r, errMethod)
+}
+
+// allowedMethods lists the methods the router takes on r's path, OPTIONS
+// (answered for CORS on every path) included.
+func (a *api) allowedMethods(r *http.Request) string {
+	path := r.URL.EscapedPath()
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if a.root.Match(chi.NewRouteContext(), m, path) {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		return ""
+	}
+	return strings.Join(append(allow, http.MethodOptions), ", ")
 }

@@ -184,8 +184,19 @@ func TestAPI_NotFoundAndMethod(t *testing.T) {
 		wantError(t, h.do("GET", "/_matrix/client/v3/nope", ""), 404, "M_UNRECOGNIZED")
 		wantError(t, h.do("GET", "/_matrix/client/v1/auth_metadata", ""), 404, "M_UNRECOGNIZED")
 		wantError(t, h.do("GET", "/", ""), 404, "M_UNRECOGNIZED")
-		wantError(t, h.do("GET", "/_matrix/client/v3/logout", ""), 405, "M_UNRECOGNIZED")
-		wantError(t, h.do("PUT", "/_matrix/client/r0/login", "{}"), 405, "M_UNRECOGNIZED")
+		// 405 names the methods the path takes (RFC 9110, 15.5.6).
+		for _, tt := range []struct{ method, path, allow string }{
+			{"GET", "/_matrix/client/v3/logout", "POST, OPTIONS"},
+			{"PUT", "/_matrix/client/r0/login", "GET, POST, OPTIONS"},
+			{"POST", "/_matrix/client/v3/account/whoami", "GET, OPTIONS"},
+			{"DELETE", "/_matrix/client/v1/refresh", "POST, OPTIONS"},
+		} {
+			r := h.do(tt.method, tt.path, "{}")
+			wantError(t, r, 405, "M_UNRECOGNIZED")
+			if got := r.header.Get("Allow"); got != tt.allow {
+				t.Errorf("%s %s: Allow %q, want %q", tt.method, tt.path, got, tt.allow)
+			}
+		}
 	})
 }
 
