@@ -43,6 +43,9 @@ type config struct {
 	// TokenCacheTTL is how long a validated access token is believed
 	// without the database; zero turns the token cache off.
 	TokenCacheTTL time.Duration
+	// ShutdownDelay is how long serve goes on serving after SIGTERM, with
+	// /readyz saying unavailable, before it closes its listeners.
+	ShutdownDelay time.Duration
 }
 
 // setting is one configuration variable: its environment name, its flag,
@@ -89,6 +92,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		{"AUTHD_LOG_LEVEL", "info", "log level (debug|info|warn|error)"},
 		{"AUTHD_METRICS_LISTEN", "", "serve /metrics on this address only, not on AUTHD_LISTEN (empty: on AUTHD_LISTEN)"},
 		{"AUTHD_DB_TIMEOUT", "3s", "deadline of each database call of a request; past it the request gets 503"},
+		{"AUTHD_SHUTDOWN_DELAY", "0s", "after SIGTERM, keep serving this long with /readyz unavailable before closing the listeners, 0 to 1m (a proxy's or Kubernetes' time to stop sending)"},
 		{"AUTHD_TOKEN_CACHE_TTL", "5s", "how long a validated access token is believed without asking the database, 0 to 1m (0: no cache)"},
 	}
 	for _, s := range all {
@@ -287,6 +291,16 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 				errs = append(errs, fmt.Errorf("AUTHD_TOKEN_CACHE_TTL: %q is not a duration from 0 to 1m, such as 5s", v))
 			}
 			c.TokenCacheTTL = d
+		}
+		if v, ok := get("AUTHD_SHUTDOWN_DELAY"); ok {
+			d, err := time.ParseDuration(v)
+			if v == "0" {
+				d, err = 0, nil
+			}
+			if err != nil || d < 0 || d > time.Minute {
+				errs = append(errs, fmt.Errorf("AUTHD_SHUTDOWN_DELAY: %q is not a duration from 0 to 1m, such as 5s", v))
+			}
+			c.ShutdownDelay = d
 		}
 		if v, ok := get("AUTHD_LOG_LEVEL"); ok {
 			switch v {

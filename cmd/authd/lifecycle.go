@@ -130,16 +130,24 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// shutdown stops the servers: /readyz says no at once, the listeners close,
-// requests in flight get up to shutdownTimeout to finish, then the serving
+// shutdown stops the servers: /readyz says no at once; on a signal, the
+// servers go on serving for delay (AUTHD_SHUTDOWN_DELAY), so that a load
+// balancer that polls /readyz, or a Kubernetes endpoint update, stops
+// sending requests before the listeners close; then the listeners close,
+// requests in flight get up to shutdownTimeout to finish, and the serving
 // goroutines are waited for. It returns the error of a server that had
 // stopped by itself (runCtx's cause when parent, the signal context, is
-// still live), and any shutdown failure.
-func shutdown(parent, runCtx context.Context, servers []server, serving *sync.WaitGroup, draining *atomic.Bool, log *slog.Logger) error {
+// still live; no delay then), and any shutdown failure.
+func shutdown(parent, runCtx context.Context, servers []server, serving *sync.WaitGroup, draining *atomic.Bool, delay time.Duration, log *slog.Logger) error {
 	draining.Store(true)
 	var errs []error
 	if runCtx.Err() != nil && parent.Err() == nil {
 		errs = append(errs, fmt.Errorf("serve: %w", context.Cause(runCtx)))
+		delay = 0
+	}
+	if delay > 0 {
+		log.Info("draining: /readyz says unavailable, still serving", slog.String("for", delay.String()))
+		time.Sleep(delay)
 	}
 	log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

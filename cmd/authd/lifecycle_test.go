@@ -645,3 +645,68 @@ func TestNewLogger_Auto(t *testing.T) {
 		t.Fatalf("auto wrote %q to a file, want JSON", b)
 	}
 }
+
+// With AUTHD_SHUTDOWN_DELAY, a stopped serve says unavailable on /readyz at
+// once but goes on answering for the delay (the time a proxy or Kubernetes
+// takes to stop sending it requests), then exits 0.
+func TestServe_ShutdownDelay(t *testing.T) {
+	const delay = 2 * time.Second
+	getenv := sqliteEnv(t, "AUTHD_LISTEN=127.0.0.1:0", "AUTHD_MIGRATE=true", "AUTHD_SHUTDOWN_DELAY="+delay.String())
+	s := startServe(t, getenv, "ready")
+	if r := call(t, "GET", s.base+"/readyz", "", ""); r.status != 200 {
+		t.Fatalf("/readyz before the stop: %d %s", r.status, r.raw)
+	}
+	start := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+
+	// Ready no more, but serving: /readyz turns 503 while /login answers.
+	deadline := start.Add(delay / 2)
+	for {
+		r := call(t, "GET", s.base+"/readyz", "", "")
+		if r.status == 503 && r.str("reason") == "shutting down" {
+			break
+		}
+		if r.status != 200 || time.Now().After(deadline) {
+			t.Fatalf("/readyz after the stop: %d %s", r.status, r.raw)
+		}
+	}
+	if r := call(t, "GET", s.base+"/_matrix/client/v3/login", "", ""); r.status != 200 {
+		t.Fatalf("GET /login while draining: %d %s", r.status, r.raw)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	if took := time.Since(start); took < delay {
+		t.Fatalf("serve stopped after %v, before its %v delay", took, delay)
+	}
+	if _, err := http.Get(s.base + "/healthz"); err == nil {
+		t.Fatal("still listening after the shutdown")
+	}
+	if !strings.Contains(s.log(), `"msg":"draining: /readyz says unavailable, still serving","for":"2s"`) {
+		t.Errorf("no draining line in the log:\n%s", s.log())
+	}
+}
+
+func TestConfig_ShutdownDelay(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want time.Duration
+		err  bool
+	}{{"0", 0, false}, {"0s", 0, false}, {"5s", 5 * time.Second, false}, {"1m", time.Minute, false}, {"2m", 0, true}, {"-1s", 0, true}, {"soon", 0, true}} {
+		var c config
+		fs := newFlagSet("test", io.Discard)
+		check := c.flags(fs, env("AUTHD_SHUTDOWN_DELAY="+tt.v), "AUTHD_SHUTDOWN_DELAY")
+		if err := fs.Parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		err := check()
+		if tt.err {
+			wantErr(t, err, "AUTHD_SHUTDOWN_DELAY")
+			continue
+		}
+		if err != nil || c.ShutdownDelay != tt.want {
+			t.Errorf("AUTHD_SHUTDOWN_DELAY=%s: %v, %v; want %v", tt.v, c.ShutdownDelay, err, tt.want)
+		}
+	}
+}

@@ -61,6 +61,21 @@ type served struct {
 	base string // http://127.0.0.1:PORT
 	mu   sync.Mutex
 	logs strings.Builder
+
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// stop ends the server as SIGTERM does and returns what run returned; a
+// second call returns the same.
+func (s *served) stop() error {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		s.stopErr = <-s.done
+	})
+	return s.stopErr
 }
 
 // log returns what the server logged so far.
@@ -82,7 +97,7 @@ func startServe(t *testing.T, getenv func(string) string, waitFor string) *serve
 		done <- run(ctx, []string{"serve"}, getenv, strings.NewReader(""), io.Discard, pw)
 		pw.Close()
 	}()
-	s := &served{}
+	s := &served{cancel: cancel, done: done}
 	addr := make(chan string, 1)
 	go func() {
 		var listening string
@@ -112,8 +127,7 @@ func startServe(t *testing.T, getenv func(string) string, waitFor string) *serve
 	}
 	s.base = "http://" + a
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := s.stop(); err != nil {
 			t.Errorf("serve returned %v", err)
 		}
 		// Secrets never reach the log.

@@ -33,7 +33,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		"AUTHD_RATELIMIT_REFRESH_IP", "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_HASH_CONCURRENCY", "AUTHD_HASH_QUEUE_TIMEOUT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
 		"AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL",
 		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL", "AUTHD_METRICS_LISTEN", "AUTHD_DB_TIMEOUT",
-		"AUTHD_TOKEN_CACHE_TTL")
+		"AUTHD_TOKEN_CACHE_TTL", "AUTHD_SHUTDOWN_DELAY")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -199,12 +199,12 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		}()
 
 		<-runCtx.Done()
-		return shutdown(ctx, runCtx, servers, &serving, &draining, log)
+		return shutdown(ctx, runCtx, servers, &serving, &draining, cfg.ShutdownDelay, log)
 	}()
 	if db.get() == nil {
 		// Stopped, or failed, before the store was open: nothing is in
 		// flight but 503s.
-		err = errors.Join(err, shutdown(ctx, runCtx, servers, &serving, &draining, log))
+		err = errors.Join(err, shutdown(ctx, runCtx, servers, &serving, &draining, cfg.ShutdownDelay, log))
 	}
 	if err != nil {
 		return err
