@@ -52,7 +52,7 @@ pids=()
 failed=1
 
 print_logs() {
-	for f in "$logs"/authd-*.log "$logs"/redis.log "$logs"/nginx/error.log "$logs"/nginx/access.log; do
+	for f in "$logs"/authd-*.log "$logs"/redis.log "$logs"/nginx-replicas/error.log "$logs"/nginx/error.log "$logs"/nginx/access.log; do
 		[ -e "$f" ] || continue
 		printf '\n==> %s\n' "$f" >&2
 		cat "$f" >&2
@@ -225,7 +225,7 @@ export AUTHD_E2E_NGINX_ACCESS_LOG=$logs/nginx/access.log
 
 # tests/replicas.test.mjs starts its own Redis and three replicas on this
 # database with this binary, logging into $logs.
-export AUTHD_E2E_AUTHD=$authd AUTHD_E2E_LOGS=$logs AUTHD_E2E_REDIS_SERVER=$redis
+export AUTHD_E2E_AUTHD=$authd AUTHD_E2E_LOGS=$logs AUTHD_E2E_REDIS_SERVER=$redis AUTHD_E2E_NGINX=$nginx
 
 cd "$e2e"
 node --test --test-concurrency=3 --test-timeout=60000 "$@"

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -22,6 +23,7 @@ function need(name) {
 const authdBin = () => need("AUTHD_E2E_AUTHD");
 const logDir = () => need("AUTHD_E2E_LOGS");
 const redisBin = () => process.env.AUTHD_E2E_REDIS_SERVER || "/usr/bin/redis-server";
+const nginxBin = () => process.env.AUTHD_E2E_NGINX || "/usr/sbin/nginx";
 
 const running = new Set();
 
@@ -156,6 +158,20 @@ export class Replica {
         return { status: res.status, body: res.json };
     }
 
+    // metricSum resolves to the sum of every sample of one metric family,
+    // whatever its labels, such as authd_login_attempts_total.
+    async metricSum(name) {
+        const res = await request(`${this.url}/metrics`);
+        assert.equal(res.status, 200);
+        let sum = 0;
+        for (const line of res.text.split("\n")) {
+            if (line.startsWith(name + "{") || line.startsWith(name + " ")) {
+                sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+            }
+        }
+        return sum;
+    }
+
     // metric resolves to the value of one unlabelled sample of /metrics, such
     // as authd_hash_duration_seconds_count.
     async metric(name) {
@@ -171,4 +187,65 @@ export class Replica {
 // so far (its authd_hash_duration_seconds_count: real and dummy hashes).
 export function bcryptChecks(replicas) {
     return Promise.all(replicas.map((r) => r.metric("authd_hash_duration_seconds_count")));
+}
+
+// Nginx is Debian's nginx running deploy/nginx/authd.conf as shipped (only
+// its listen and access_log lines rewritten, as run.sh does for the proxy
+// tests) in front of an upstream of several replicas, balanced round-robin.
+export class Nginx {
+    static async start(replicas) {
+        const n = new Nginx();
+        n.port = await freePort();
+        n.url = `http://127.0.0.1:${n.port}`;
+        const dir = join(logDir(), "nginx-replicas");
+        await mkdir(join(dir, "tmp"), { recursive: true });
+        // nginx's workers (nobody, when run as root) write temporary files here.
+        for (const d of [dir, join(dir, "tmp")]) await chmod(d, 0o755);
+        const shipped = await readFile(new URL("../../deploy/nginx/authd.conf", import.meta.url), "utf8");
+        let listened = false;
+        const conf = shipped
+            .split("\n")
+            .flatMap((line) => {
+                if (/^\s*listen\s/.test(line)) {
+                    if (listened) return [];
+                    listened = true;
+                    return [line.replace(/listen[^;]*;/, `listen 127.0.0.1:${n.port};`)];
+                }
+                if (/^\s*access_log\s/.test(line)) {
+                    return [line.replace(/access_log[^;]*;/, `access_log ${dir}/access.log authd_redacted;`)];
+                }
+                return [line];
+            })
+            .join("\n");
+        assert.ok(listened, "deploy/nginx/authd.conf has no listen line");
+        await writeFile(join(dir, "authd.conf"), conf);
+        const servers = replicas.map((r) => `server 127.0.0.1:${r.port};`).join(" ");
+        await writeFile(
+            join(dir, "nginx.conf"),
+            `# Written by e2e/lib/replicas.mjs: deploy/nginx/authd.conf in front of ${replicas.length} replicas.
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log notice;
+events { worker_connections 512; }
+http {
+    client_body_temp_path ${dir}/tmp/client_body;
+    proxy_temp_path ${dir}/tmp/proxy;
+    fastcgi_temp_path ${dir}/tmp/fastcgi;
+    uwsgi_temp_path ${dir}/tmp/uwsgi;
+    scgi_temp_path ${dir}/tmp/scgi;
+    access_log ${dir}/access.log;
+    upstream authd { ${servers} keepalive 8; }
+    upstream homeserver { server 127.0.0.1:9; }
+    include ${dir}/authd.conf;
+}
+`,
+        );
+        const args = ["-p", `${dir}/`, "-c", join(dir, "nginx.conf"), "-e", join(dir, "error.log"), "-g", "daemon off;"];
+        n.child = await start("nginx-replicas", nginxBin(), args, process.env);
+        await waitFor(`nginx on ${n.port}`, async () => {
+            assert.equal(n.child.exitCode, null, "nginx exited; see nginx-replicas.log");
+            return canConnect(n.port);
+        });
+        return n;
+    }
 }

@@ -3,11 +3,15 @@
 // Shows that the replicas share one budget of password guesses, that a
 // logout on one replica is refused by the others within 100 ms although
 // each caches token lookups, that the CLI's passwd and deactivate end
-// sessions on every replica, and that losing Redis leaves every replica
-// serving with local limits (saying so in /readyz) until it is back.
+// sessions on every replica, that Debian's nginx with the shipped
+// deploy/nginx/authd.conf balances one client over all three within one
+// budget, and that losing Redis leaves every replica serving with local
+// limits (saying so in /readyz) until it is back.
 //
 // The replicas trust 127.0.0.1 as their proxy, so the client IP of each
-// request is the X-Forwarded-For the test sends, as nginx would report it.
+// request is the X-Forwarded-For the test sends, as nginx would report it
+// (and, through nginx, the one nginx reports: the loopback address the test
+// sends from).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -17,7 +21,7 @@ import { mxid } from "../lib/env.mjs";
 import { rejectsWith } from "../lib/expect.mjs";
 import { users } from "../lib/fixtures.mjs";
 import { fetchFrom, request } from "../lib/http.mjs";
-import { Redis, Replica, bcryptChecks, stopAll, waitFor } from "../lib/replicas.mjs";
+import { Nginx, Redis, Replica, bcryptChecks, stopAll, waitFor } from "../lib/replicas.mjs";
 import { createClient } from "../lib/sdk.mjs";
 
 const { heidi, ivan, judy } = users;
@@ -187,6 +191,44 @@ describe("three replicas sharing Redis", () => {
                 await refusedWithin(r, tokens[i], start, revocationBudgetMs);
             }
         }
+    });
+
+    test("through nginx with the shipped config, round-robin over the three: one client's burst, not three", async () => {
+        const nginx = await Nginx.start(replicas);
+        const attempts = () => Promise.all(replicas.map((r) => r.metricSum("authd_login_attempts_total")));
+        const before = await bcryptChecks(replicas);
+        const seen = await attempts();
+        const statuses = {};
+        for (let i = 0; i < 60; i++) {
+            // From 127.0.0.2: nginx puts it in X-Forwarded-For, and the
+            // replicas trust nginx (127.0.0.1) to say so.
+            const res = await request(`${nginx.url}/_matrix/client/v3/login`, {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: `nobody-${i}` }, password: "wrong" }),
+                localAddress: "127.0.0.2",
+            });
+            statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+            assert.ok(res.status === 403 || res.status === 429, `${res.status} ${res.text}`);
+        }
+        assert.deepEqual(statuses, { 403: 10, 429: 50 });
+        const checks = delta(before, await bcryptChecks(replicas));
+        assert.equal(sum(checks), 10, `bcrypt comparisons per replica: ${checks}`);
+        // nginx spread the logins over all three.
+        const spread = delta(seen, await attempts());
+        assert.equal(sum(spread), 60);
+        for (const [i, n] of spread.entries()) {
+            assert.ok(n >= 10, `${replicas[i].name} got ${n} of 60 logins through nginx: ${spread}`);
+        }
+        // Another client behind the same nginx has its own budget.
+        const other = await request(`${nginx.url}/_matrix/client/v3/login`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: "nobody" }, password: "wrong" }),
+            localAddress: "127.0.0.3",
+        });
+        assert.equal(other.status, 403, other.text);
+        assert.equal(other.json.errcode, "M_FORBIDDEN");
     });
 
     test("Redis stopped: every replica serves logins with local limits and says so; Redis back: shared limits resume", async () => {
