@@ -381,3 +381,73 @@ func send(req *http.Request) (int, map[string]string) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// keyRecorder is a Limiter that remembers the longest key it was asked about.
+type keyRecorder struct {
+	ratelimit.Limiter
+	mu      sync.Mutex
+	longest int
+}
+
+func (k *keyRecorder) saw(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.longest = max(k.longest, len(key))
+}
+
+func (k *keyRecorder) Allow(ctx context.Context, key string) (ratelimit.Decision, error) {
+	k.saw(key)
+	return k.Limiter.Allow(ctx, key)
+}
+
+func (k *keyRecorder) Peek(ctx context.Context, key string) (ratelimit.Decision, error) {
+	k.saw(key)
+	return k.Limiter.Peek(ctx, key)
+}
+
+func (k *keyRecorder) Undo(ctx context.Context, key string) error {
+	k.saw(key)
+	return k.Limiter.Undo(ctx, key)
+}
+
+// 8. Identifiers as long as the body allows, sprayed from many addresses:
+// the per-account limiters, which bound how many keys they hold but not
+// their size, get keys of a bounded length, and one long identifier is
+// still limited as one account.
+func TestAttack_LongIdentifiersBoundedKeys(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		var h *harness
+		failed, success := &keyRecorder{}, &keyRecorder{}
+		h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
+			d.LoginIPLimiter = nil
+			failed.Limiter, d.LoginFailedLimiter = d.LoginFailedLimiter, failed
+			success.Limiter, d.LoginSuccessLimiter = d.LoginSuccessLimiter, success
+		})
+		long := strings.Repeat("u", 60_000)
+		bodies := map[string]func(i int) string{
+			"UserID": func(i int) string {
+				return fmt.Sprintf(`{"type":"m.login.password","user":"%d%s","password":"x"}`, i, long)
+			},
+			"Email": func(i int) string {
+				return fmt.Sprintf(`{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"%d%s@example.org"},"password":"x"}`, i, long)
+			},
+		}
+		for name, body := range bodies {
+			for i := range 20 {
+				wantError(t, h.do("POST", "/_matrix/client/v3/login", body(i), fmt.Sprintf("Remote-Addr: 198.51.100.%d:4000", i)), 403, "M_FORBIDDEN")
+			}
+			// The same long identifier, again: its five failures are spent.
+			for i := range 6 {
+				r := h.do("POST", "/_matrix/client/v3/login", body(0), fmt.Sprintf("Remote-Addr: 203.0.113.%d:4000", i))
+				if i < 4 {
+					wantError(t, r, 403, "M_FORBIDDEN")
+				} else {
+					wantRateLimited(t, r)
+				}
+			}
+			if failed.longest > 80 || success.longest > 80 {
+				t.Fatalf("%s: limiter keys of %d and %d bytes for 60 kB identifiers", name, failed.longest, success.longest)
+			}
+		}
+	})
+}

@@ -2,6 +2,8 @@ package api
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -225,22 +227,36 @@ func (a *api) limit(r *http.Request, l ratelimit.Limiter, key, rule string) erro
 	return nil
 }
 
+// maxAccountKey bounds the length of a per-account limit key. Limiters
+// bound the number of keys they hold, not their size: an identifier can
+// be as long as the 64 KiB body allows, and a spray of such logins from
+// many addresses would otherwise hold gigabytes in the in-process limiter,
+// or in Redis. No valid user ID (255 bytes) or email address is longer.
+const maxAccountKey = 320
+
 // accountKey is the key the per-account limits use: the account a login
 // resolved to, whatever identifier named it; for an unknown account, the
-// identifier itself (the folded user ID, or the third-party address).
+// identifier itself (the folded user ID, or the third-party address), or
+// its SHA-256 when it is longer than any real one.
 func (a *api) accountKey(who loginIdentity, u store.User, found bool) string {
+	var key string
 	switch {
 	case found:
-		return store.FoldUserID(u.ID)
+		key = store.FoldUserID(u.ID)
 	case who.medium != "":
 		addr, err := store.CanonicalAddress(who.medium, who.address)
 		if err != nil {
 			addr = strings.ToLower(who.address)
 		}
-		return "3pid:" + string(who.medium) + ":" + addr
+		key = "3pid:" + string(who.medium) + ":" + addr
 	default:
-		return store.FoldUserID(a.qualify(who.user))
+		key = store.FoldUserID(a.qualify(who.user))
 	}
+	if len(key) > maxAccountKey {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key
 }
 
 // startSession creates or reuses the device and stores the new tokens.
