@@ -82,6 +82,7 @@ async function refusedWithin(replica, token, start, budgetMs) {
         const elapsed = performance.now() - start;
         if (res.status === 401) {
             assert.equal(res.json?.errcode, "M_UNKNOWN_TOKEN", res.text);
+            assert.ok(elapsed <= budgetMs, `${replica.name} refused the token only ${elapsed.toFixed(1)} ms after its revocation`);
             return elapsed;
         }
         assert.equal(res.status, 200, `whoami on ${replica.name}: ${res.status} ${res.text}`);
