@@ -15,6 +15,20 @@ func sqliteEnv(t *testing.T, vars ...string) func(string) string {
 	return env(append([]string{"AUTHD_DATABASE_URL=sqlite:" + filepath.Join(t.TempDir(), "authd.db")}, vars...)...)
 }
 
+// parseConfig reads the named settings from getenv as a subcommand does,
+// flags and validation included.
+func parseConfig(t *testing.T, getenv func(string) string, names ...string) (config, error) {
+	t.Helper()
+	var c config
+	fs := newFlagSet("test", io.Discard)
+	check := c.flags(fs, getenv, names...)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	err := check()
+	return c, err
+}
+
 func wantErr(t *testing.T, err error, contains string) {
 	t.Helper()
 	if err == nil || !strings.Contains(err.Error(), contains) {
@@ -150,13 +164,7 @@ func TestConfig_TokenLifetimes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var c config
-			fs := newFlagSet("test", io.Discard)
-			check := c.flags(fs, env(tt.vars...), "AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL")
-			if err := fs.Parse(nil); err != nil {
-				t.Fatal(err)
-			}
-			err := check()
+			c, err := parseConfig(t, env(tt.vars...), "AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL")
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
 				return
@@ -207,13 +215,7 @@ func TestConfig_RateLimitBackend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var c config
-			fs := newFlagSet("test", io.Discard)
-			check := c.flags(fs, env(tt.vars...), "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL")
-			if err := fs.Parse(nil); err != nil {
-				t.Fatal(err)
-			}
-			err := check()
+			c, err := parseConfig(t, env(tt.vars...), "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL")
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
 				return

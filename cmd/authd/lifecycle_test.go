@@ -605,13 +605,7 @@ func TestConfig_Operations(t *testing.T) {
 				k, v, _ := strings.Cut(kv, "=")
 				vars[k] = v
 			}
-			var c config
-			fs := newFlagSet("test", io.Discard)
-			check := c.flags(fs, func(k string) string { return vars[k] }, "AUTHD_LISTEN", "AUTHD_METRICS_LISTEN", "AUTHD_DB_TIMEOUT", "AUTHD_LOG_FORMAT")
-			if err := fs.Parse(nil); err != nil {
-				t.Fatal(err)
-			}
-			err := check()
+			c, err := parseConfig(t, func(k string) string { return vars[k] }, "AUTHD_LISTEN", "AUTHD_METRICS_LISTEN", "AUTHD_DB_TIMEOUT", "AUTHD_LOG_FORMAT")
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
 				return
@@ -694,13 +688,7 @@ func TestConfig_ShutdownDelay(t *testing.T) {
 		want time.Duration
 		err  bool
 	}{{"0", 0, false}, {"0s", 0, false}, {"5s", 5 * time.Second, false}, {"1m", time.Minute, false}, {"2m", 0, true}, {"-1s", 0, true}, {"soon", 0, true}} {
-		var c config
-		fs := newFlagSet("test", io.Discard)
-		check := c.flags(fs, env("AUTHD_SHUTDOWN_DELAY="+tt.v), "AUTHD_SHUTDOWN_DELAY")
-		if err := fs.Parse(nil); err != nil {
-			t.Fatal(err)
-		}
-		err := check()
+		c, err := parseConfig(t, env("AUTHD_SHUTDOWN_DELAY="+tt.v), "AUTHD_SHUTDOWN_DELAY")
 		if tt.err {
 			wantErr(t, err, "AUTHD_SHUTDOWN_DELAY")
 			continue

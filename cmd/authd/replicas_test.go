@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +78,7 @@ func TestServe_Replicas(t *testing.T) {
 			t.Fatalf("login with Redis down: %d %s, want 403 from a local bucket", r.status, r.raw)
 		}
 		waitReadyz(t, base, "ratelimit", "local (redis unreachable)")
-		m := scrape(t, base)
+		m := scrapeText(t, base+"/metrics")
 		for _, want := range []string{"authd_ratelimit_shared 0", "authd_ratelimit_fallbacks_total 1", "authd_revocations_subscribed 1"} {
 			if !strings.Contains(m, "\n"+want+"\n") {
 				t.Errorf("%s/metrics lacks %q", base, want)
@@ -160,21 +158,6 @@ func waitReadyz(t *testing.T, base, name, want string) {
 	}
 }
 
-// scrape returns base's /metrics.
-func scrape(t *testing.T, base string) string {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
-	}
-	return string(b)
-}
-
 // A serve whose revocation subscription is cut (its Postgres backend
 // terminated) says so once, bypasses its cache meanwhile, and resubscribes.
 func TestServe_RevocationFeedLost(t *testing.T) {
@@ -199,7 +182,7 @@ func TestServe_RevocationFeedLost(t *testing.T) {
 	waitLog(t, s, "not receiving revocations; token cache bypassed until resubscribed")
 	waitLog(t, s, "receiving revocations again; token cache back on")
 	waitReadyz(t, s.base, "revocations", "subscribed")
-	if m := scrape(t, s.base); !strings.Contains(m, "\nauthd_revocations_subscribed 1\n") {
+	if m := scrapeText(t, s.base+"/metrics"); !strings.Contains(m, "\nauthd_revocations_subscribed 1\n") {
 		t.Errorf("/metrics after resubscribing:\n%s", m)
 	}
 	if got := strings.Count(s.log(), "not receiving revocations"); got != 1 {

@@ -264,24 +264,11 @@ func TestTokenCache_FillRacesLogout(t *testing.T) {
 		// held between the store's answer and its return.
 		cache(t, h, cs, tok)
 		h.clock.t = h.clock.t.Add(testTokenCacheTTL) // the entry is stale: whoami reads the store
-		read, release := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		cs.pause = func() { once.Do(func() { close(read); <-release }) }
-		done := make(chan int)
-		go func() {
-			req := httptest.NewRequest("GET", whoamiPath, nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
-			rec := httptest.NewRecorder()
-			h.h.ServeHTTP(rec, req)
-			done <- rec.Code
-		}()
-		<-read
-		cs.pause = nil
+		finish := holdWhoami(t, h, cs, tok)
 		// Logout authenticates with its own store read (the entry is
 		// stale), then revokes.
 		wantOK(t, h.do("POST", "/_matrix/client/v3/logout", "", bearer(tok)))
-		close(release)
-		if code := <-done; code != http.StatusOK {
+		if code := finish(); code != http.StatusOK {
 			t.Fatalf("the whoami that raced the logout = %d, want 200 (it read the token first)", code)
 		}
 		wantRevoked(t, h, tok)
