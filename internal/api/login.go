@@ -333,13 +333,11 @@ func parseLogin(body jsonObject) (loginRequest, error) {
 	if req.deviceID, _, err = body.str("device_id"); err != nil {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: device_id")
 	}
-	// NUL cannot be stored (Postgres text refuses it) and belongs in no
-	// identifier.
-	if strings.ContainsRune(req.deviceID, 0) {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may not contain NUL")
-	}
-	if utf8.RuneCountInString(req.deviceID) > maxDeviceIDLen {
+	if len(req.deviceID) > maxDeviceIDLen {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may not be longer than 512 characters")
+	}
+	if !validDeviceID(req.deviceID) {
+		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may only contain printable ASCII characters other than space")
 	}
 	if req.displayName, _, err = body.str("initial_device_display_name"); err != nil {
 		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
@@ -353,6 +351,21 @@ func parseLogin(body jsonObject) (loginRequest, error) {
 
 	req.who, err = parseIdentity(body)
 	return req, err
+}
+
+// validDeviceID reports whether a client-chosen device ID uses only
+// printable ASCII other than space (0x21 to 0x7E). The device ID travels to
+// the homeserver in the X-Matrix-Device-Id header of forward auth, and an
+// HTTP header value loses leading and trailing whitespace and cannot carry
+// control characters: " PHONE\t" would be one device here and PHONE there.
+// Restricting the set keeps one ID naming one device on both sides.
+func validDeviceID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func parseIdentity(body jsonObject) (loginIdentity, error) {

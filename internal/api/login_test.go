@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -153,6 +154,16 @@ func TestLogin_BadRequest(t *testing.T) {
 			{"RefreshTokenNumber", `{"type":"m.login.password","user":"alice","password":"pw","refresh_token":1}`, 400, "M_UNKNOWN"},
 			{"DeviceIDTooLong", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"` + strings.Repeat("D", 513) + `"}`, 400, "M_INVALID_PARAM"},
 			{"DeviceIDNotString", `{"type":"m.login.password","user":"alice","password":"pw","device_id":7}`, 400, "M_INVALID_PARAM"},
+			// A device ID must be one a header carries unchanged (the
+			// forward-auth X-Matrix-Device-Id): printable ASCII, no space.
+			{"DeviceIDSurroundingWhitespace", `{"type":"m.login.password","user":"alice","password":"pw","device_id":" PHONE\t"}`, 400, "M_INVALID_PARAM"},
+			{"DeviceIDTrailingSpace", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"PHONE "}`, 400, "M_INVALID_PARAM"},
+			{"DeviceIDInnerSpace", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"MY PHONE"}`, 400, "M_INVALID_PARAM"},
+			{"DeviceIDNewline", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"PHONE\r\nX-Matrix-User-Id: @admin:example.org"}`, 400, "M_INVALID_PARAM"},
+			{"DeviceIDNUL", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"PH\u0000ONE"}`, 400, "M_INVALID_PARAM"},
+			{"DeviceIDDelete", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"PHONE\u007f"}`, 400, "M_INVALID_PARAM"},
+			{"DeviceIDNonASCII", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"PHÖNE"}`, 400, "M_INVALID_PARAM"},
+			{"DeviceIDNoBreakSpace", `{"type":"m.login.password","user":"alice","password":"pw","device_id":"PHONE\u00a0"}`, 400, "M_INVALID_PARAM"},
 			{"DisplayNameTooLong", `{"type":"m.login.password","user":"alice","password":"pw","initial_device_display_name":"` + strings.Repeat("n", 257) + `"}`, 400, "M_INVALID_PARAM"},
 			{"NoIdentity", `{"type":"m.login.password","password":"pw"}`, 400, "M_INVALID_PARAM"},
 			{"UserNotString", `{"type":"m.login.password","user":["alice"],"password":"pw"}`, 400, "M_INVALID_PARAM"},
@@ -252,6 +263,28 @@ func TestLogin_WellKnown(t *testing.T) {
 		hs, _ := wk["m.homeserver"].(map[string]any)
 		if hs["base_url"] != "https://matrix.example.org" {
 			t.Fatalf("well_known = %v", r.body["well_known"])
+		}
+	})
+}
+
+// Every printable ASCII character but space is allowed in a device ID, and
+// the ID comes back unchanged from login and whoami.
+func TestLogin_DeviceIDCharacterSet(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := newHarness(t, st)
+		h.addUser("@alice:example.org", "pw")
+		var all strings.Builder
+		for c := byte(0x21); c <= 0x7e; c++ {
+			all.WriteByte(c)
+		}
+		id := all.String()
+		quoted, _ := json.Marshal(id)
+		r := h.login(`{"type":"m.login.password","user":"alice","password":"pw","device_id":` + string(quoted) + `}`)
+		if r.str("device_id") != id {
+			t.Fatalf("device_id %q, want %q", r.str("device_id"), id)
+		}
+		if w := h.whoami(r.str("access_token")); w.str("device_id") != id {
+			t.Fatalf("whoami device_id %q, want %q", w.str("device_id"), id)
 		}
 	})
 }
