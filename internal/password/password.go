@@ -8,6 +8,13 @@
 // next successful login (see Result.NeedsRehash). Plain bcrypt hashes
 // ($2a$, $2b$, $2y$, as imported from Synapse) are verified as they are and
 // always flagged for a rehash.
+//
+// Every verification costs the same bcrypt work, whatever the stored hash's
+// cost and whether there is a stored hash at all: the Hasher pads each one
+// to the work of one comparison at its work cost, the highest of the
+// configured cost and the stored costs it has been told of (NoteStoredCost).
+// So a wrong password, an unknown user and a hash imported at another cost
+// cannot be told apart by timing.
 package password
 
 import (
@@ -18,6 +25,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -38,9 +46,13 @@ var ErrEmpty = errors.New("password: empty")
 type Hasher struct {
 	cost   int
 	pepper []byte
-	// dummy is a hash of a password no login sends, at this cost, made on
-	// first use (see Warm).
-	dummy func() []byte
+	// work is the bcrypt cost whose work every verification spends: the
+	// configured cost, raised by NoteStoredCost to the highest stored one.
+	work atomic.Int32
+	// dummies[c] is a hash at cost c of a password no login sends, made on
+	// first use (see Warm): what unknown users are checked against, and
+	// what pads a cheaper comparison up to the work cost.
+	dummies [bcrypt.MaxCost + 1]func() []byte
 	// onCompare, when set, is told the cost of every bcrypt comparison.
 	onCompare func(cost int)
 }
@@ -62,6 +74,32 @@ func (h *Hasher) compare(hash, password []byte) error {
 	return bcrypt.CompareHashAndPassword(hash, password)
 }
 
+// compareAtWork runs the comparison of a stored hash, then pads its work up
+// to the work cost's: bcrypt's work doubles with each cost step, so one
+// dummy comparison at each cost from the hash's own up to the work cost
+// adds exactly what is missing (2^c + 2^c + 2^(c+1) + ... + 2^(w-1) = 2^w).
+func (h *Hasher) compareAtWork(hash, password []byte) error {
+	cost, err := bcrypt.Cost(hash)
+	if err != nil {
+		// Not a bcrypt hash: spend the whole work on dummies instead.
+		h.VerifyDummy()
+		return err
+	}
+	h.NoteStoredCost(cost)
+	err = h.compare(hash, password)
+	h.pad(cost)
+	return err
+}
+
+// pad spends the work that a comparison at cost lacks to reach the work
+// cost's.
+func (h *Hasher) pad(cost int) {
+	filler := h.prehash("x")
+	for c := cost; c < h.WorkCost(); c++ {
+		_ = h.compare(h.dummies[c](), filler)
+	}
+}
+
 // NewHasher returns a Hasher at the given bcrypt cost (4 to 31). The pepper
 // may be empty; changing it later invalidates every hash made with it.
 func NewHasher(cost int, pepper []byte) (*Hasher, error) {
@@ -69,21 +107,68 @@ func NewHasher(cost int, pepper []byte) (*Hasher, error) {
 		return nil, fmt.Errorf("password: bcrypt cost %d outside %d..%d", cost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
 	h := &Hasher{cost: cost, pepper: append([]byte(nil), pepper...)}
-	h.dummy = sync.OnceValue(func() []byte {
-		b, err := bcrypt.GenerateFromPassword(h.prehash("authd dummy password, never matches a login"), cost)
-		if err != nil {
-			// Only an invalid cost fails, and the cost was checked above.
-			panic(err)
-		}
-		return b
-	})
+	h.work.Store(int32(cost))
+	for c := bcrypt.MinCost; c <= bcrypt.MaxCost; c++ {
+		h.dummies[c] = sync.OnceValue(func() []byte {
+			b, err := bcrypt.GenerateFromPassword(h.prehash("authd dummy password, never matches a login"), c)
+			if err != nil {
+				// Only an invalid cost fails, and c is a valid one.
+				panic(err)
+			}
+			return b
+		})
+	}
 	return h, nil
 }
 
-// Warm makes the dummy hash now rather than on the first unknown-user login,
-// which would otherwise take twice as long as a wrong password. A server
-// calls it once at start.
-func (h *Hasher) Warm() { h.dummy() }
+// Warm makes the dummy hashes verifications need now, rather than during
+// the first login that needs each one, which would take longer than the
+// others: one at each cost up to the work cost (stored hashes below it are
+// padded from their own cost up). Together they cost about as much as one
+// hash at the work cost. A server calls it at start, after NoteStoredCost.
+func (h *Hasher) Warm() {
+	for c := bcrypt.MinCost; c <= h.WorkCost(); c++ {
+		h.dummies[c]()
+	}
+}
+
+// NoteStoredCost tells the Hasher that a stored hash has this bcrypt cost.
+// A cost above the work cost raises it, so that from then on every
+// verification, an unknown user's included, costs what checking that hash
+// costs. A server calls it at start for every cost in its store (then Warm),
+// and Verify calls it for a hash above the work cost it meets.
+func (h *Hasher) NoteStoredCost(cost int) {
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		return
+	}
+	for {
+		w := h.work.Load()
+		if int32(cost) <= w || h.work.CompareAndSwap(w, int32(cost)) {
+			return
+		}
+	}
+}
+
+// WorkCost returns the bcrypt cost whose work every verification spends:
+// Cost, or a higher stored cost given to NoteStoredCost.
+func (h *Hasher) WorkCost() int { return int(h.work.Load()) }
+
+// StoredCost reads the bcrypt cost of a stored hash, or of its first bytes
+// up to the cost ("$authd-v1$$2a$12$", "$2b$10$"). ok is false for anything
+// else.
+func StoredCost(hash string) (cost int, ok bool) {
+	hash = strings.TrimPrefix(hash, prefixV1)
+	// "$2a$12$": the version, then two decimal digits.
+	if len(hash) < 7 || hash[0] != '$' || hash[1] != '2' || hash[3] != '$' || hash[6] != '$' ||
+		!strings.Contains("aby", hash[2:3]) || hash[4] < '0' || hash[4] > '9' || hash[5] < '0' || hash[5] > '9' {
+		return 0, false
+	}
+	cost = int(hash[4]-'0')*10 + int(hash[5]-'0')
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		return 0, false
+	}
+	return cost, true
+}
 
 // Cost returns the bcrypt cost new hashes are made with.
 func (h *Hasher) Cost() int { return h.cost }
@@ -124,7 +209,7 @@ func (h *Hasher) Verify(hash, password string) (Result, error) {
 	switch {
 	case strings.HasPrefix(hash, prefixV1):
 		inner := []byte(hash[len(prefixV1):])
-		err := h.compare(inner, h.prehash(password))
+		err := h.compareAtWork(inner, h.prehash(password))
 		if err != nil {
 			return mismatch(err)
 		}
@@ -137,7 +222,7 @@ func (h *Hasher) Verify(hash, password string) (Result, error) {
 			h.VerifyDummy()
 			return Result{}, nil
 		}
-		if err := h.compare([]byte(hash), []byte(password)); err != nil {
+		if err := h.compareAtWork([]byte(hash), []byte(password)); err != nil {
 			return mismatch(err)
 		}
 		return Result{OK: true, NeedsRehash: true}, nil
@@ -151,7 +236,8 @@ func (h *Hasher) Verify(hash, password string) (Result, error) {
 // matches. Login calls it for unknown users so that they cost the same time
 // as a wrong password.
 func (h *Hasher) VerifyDummy() {
-	_ = h.compare(h.dummy(), h.prehash("x"))
+	_ = h.compare(h.dummies[h.cost](), h.prehash("x"))
+	h.pad(h.cost)
 }
 
 func mismatch(err error) (Result, error) {

@@ -154,10 +154,64 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
-// Every path through Verify costs exactly one comparison at the hash's
-// cost; an unknown user (VerifyDummy), a too-long password and an unusable
-// hash cost one at the configured cost.
-func TestHasher_CompareHook(t *testing.T) {
+// work sums the bcrypt work of comparisons at the given costs, in units of
+// one key expansion round: 2^cost each.
+func work(costs []int) int {
+	total := 0
+	for _, c := range costs {
+		total += 1 << c
+	}
+	return total
+}
+
+// Every path through Verify costs the work of one comparison at the work
+// cost, whatever the stored hash's cost and format: a right or wrong
+// password, an unknown user (VerifyDummy), a too-long password and an
+// unusable hash. The stored costs here straddle the configured one.
+func TestHasher_SameWorkAtEveryStoredCost(t *testing.T) {
+	const configured, highest = 6, 8
+	h := newHasher(t, configured, "pepper")
+	var costs []int
+	h.SetCompareHook(func(cost int) { costs = append(costs, cost) })
+	hashes := map[string]string{}
+	for _, c := range []int{4, 5, configured, 7, highest} {
+		other := newHasher(t, c, "pepper")
+		hashes[fmt.Sprintf("v1-cost%d", c)], _ = other.Hash("pw")
+		plain, _ := bcrypt.GenerateFromPassword([]byte("pw"), c)
+		hashes[fmt.Sprintf("plain-cost%d", c)] = string(plain)
+	}
+	h.NoteStoredCost(highest)
+	h.Warm()
+	if h.WorkCost() != highest {
+		t.Fatalf("WorkCost = %d, want %d", h.WorkCost(), highest)
+	}
+	want := 1 << highest
+	check := func(name string, run func()) {
+		t.Helper()
+		costs = nil
+		run()
+		if got := work(costs); got != want {
+			t.Fatalf("%s: comparisons at costs %v, work %d; want %d (one comparison at cost %d)", name, costs, got, want, highest)
+		}
+	}
+	for name, hash := range hashes {
+		check(name+"/Right", func() {
+			if res, err := h.Verify(hash, "pw"); err != nil || !res.OK {
+				t.Fatalf("%s: Verify = %+v, %v", name, res, err)
+			}
+		})
+		check(name+"/Wrong", func() { h.Verify(hash, "nope") })
+		check(name+"/TooLong", func() { h.Verify(hash, strings.Repeat("x", MaxLen+1)) })
+	}
+	check("Dummy", h.VerifyDummy)
+	check("Garbage", func() { h.Verify("plaintext", "pw") })
+	check("V1Garbage", func() { h.Verify(prefixV1+"$2a$xx$nothing", "pw") })
+	check("PlainOver72", func() { h.Verify(hashes["plain-cost5"], strings.Repeat("p", 73)) })
+}
+
+// Without stored costs above it, the work cost is the configured one: one
+// comparison at that cost for every path, as before any survey.
+func TestHasher_WorkCostIsConfiguredCost(t *testing.T) {
 	h := newHasher(t, bcrypt.MinCost+1, "")
 	var costs []int
 	h.SetCompareHook(func(cost int) { costs = append(costs, cost) })
@@ -174,6 +228,57 @@ func TestHasher_CompareHook(t *testing.T) {
 		run()
 		if len(costs) != 1 || costs[0] != want {
 			t.Fatalf("%s: comparisons at costs %v, want exactly one at %d", name, costs, want)
+		}
+	}
+}
+
+// A hash above the work cost that Verify meets raises the work cost: from
+// then on an unknown user costs what that account costs.
+func TestHasher_VerifyRaisesWorkCost(t *testing.T) {
+	h := newHasher(t, bcrypt.MinCost, "")
+	high, _ := newHasher(t, bcrypt.MinCost+2, "").Hash("pw")
+	var costs []int
+	h.SetCompareHook(func(cost int) { costs = append(costs, cost) })
+	h.Verify(high, "nope")
+	if h.WorkCost() != bcrypt.MinCost+2 {
+		t.Fatalf("WorkCost = %d after a cost-%d hash, want %d", h.WorkCost(), bcrypt.MinCost+2, bcrypt.MinCost+2)
+	}
+	costs = nil
+	h.VerifyDummy()
+	if got := work(costs); got != 1<<(bcrypt.MinCost+2) {
+		t.Fatalf("dummy after the raise: costs %v, work %d; want %d", costs, got, 1<<(bcrypt.MinCost+2))
+	}
+	// A lower cost never lowers it.
+	h.NoteStoredCost(bcrypt.MinCost)
+	if h.WorkCost() != bcrypt.MinCost+2 {
+		t.Fatalf("WorkCost = %d after noting a lower cost", h.WorkCost())
+	}
+}
+
+func TestStoredCost(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"$authd-v1$$2a$12$", 12, true},
+		{"$authd-v1$$2a$04$abcdefghijklmnopqrstuv", 4, true},
+		{"$2b$10$", 10, true},
+		{"$2y$31$", 31, true},
+		{"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", 10, true},
+		{"$2a$03$", 0, false},
+		{"$2a$32$", 0, false},
+		{"$2c$10$", 0, false},
+		{"$2a$1x$", 0, false},
+		{"$2a$10", 0, false},
+		{"$argon2id$v=19$", 0, false},
+		{"", 0, false},
+		{"$authd-v1$", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := StoredCost(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("StoredCost(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
 	}
 }
