@@ -21,7 +21,8 @@ var ErrTokenExpired = errors.New("token expired")
 
 // ErrTokenReplayed is returned by RefreshSession for a refresh token that was
 // exchanged and then superseded (its successor was used) and is presented
-// again: a sign that it was stolen. The store has already deleted the device,
+// again, or for the refresh token of a pending pair that lost to a sibling:
+// a sign that it was stolen. The store has already deleted the device,
 // and with it every token of the session, when it returns this.
 var ErrTokenReplayed = errors.New("refresh token replayed")
 
@@ -198,14 +199,17 @@ type SessionStore interface {
 	// unknown token or one superseded before it was ever exchanged;
 	// ErrTokenExpired for an expired one; ErrTokenReplayed (after deleting the
 	// device) for one that was exchanged and then superseded, by a confirmed
-	// successor or by an Immediate exchange. Of the errors, only
+	// successor or by an Immediate exchange, and for the refresh token of a
+	// pending pair that lost to a sibling (kept as a tombstone: a client that
+	// retried never received the losing pair, so whoever presents it is the
+	// client whose pair a thief's beat, or the thief). Of the errors, only
 	// ErrTokenReplayed writes anything.
 	RefreshSession(ctx context.Context, r Refresh) (Session, error)
 	// ConfirmAccessToken records the first use of a pending access token: its
 	// pair stays; every other access token of the device is deleted; every
 	// other refresh token of the device is revoked (kept, marked revoked at
-	// now, if it was ever exchanged, so that a replay is recognised; deleted
-	// otherwise). It does nothing for a confirmed token, and returns
+	// now, if it was ever exchanged or is pending, so that a replay is
+	// recognised; deleted otherwise). It does nothing for a confirmed token, and returns
 	// ErrNotFound if the token no longer exists (another pair won).
 	ConfirmAccessToken(ctx context.Context, h TokenHash, now time.Time) error
 	// FindSessionByAccessToken returns the token with that hash and its user,
