@@ -180,7 +180,33 @@ type UserStore interface {
 	// ListThreePIDs returns the addresses bound to a user, ordered by medium
 	// and address.
 	ListThreePIDs(ctx context.Context, userID string) ([]ThreePID, error)
+	// FindPasswordHashPrefixes returns the distinct scheme-and-cost prefixes
+	// of the stored password hashes of every user, deactivated or not, in
+	// byte order: the first 17 bytes of a hash that starts with "$authd-v1$"
+	// (such as "$authd-v1$$2a$12$"), the first 7 of any other (such as
+	// "$2b$10$"). Users without a password hash are skipped.
+	FindPasswordHashPrefixes(ctx context.Context) ([]string, error)
+	// RecordLoginNetwork records a successful login of the user from a
+	// client network at the given time (kept if a later one is recorded
+	// already). The network is an opaque key of at most MaxLoginNetworkLen
+	// bytes. At most MaxLoginNetworks networks are kept per user: the
+	// least recently successful beyond that are deleted, in the same
+	// transaction. It returns ErrNotFound if the user does not exist.
+	RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error
+	// FindLoginNetwork returns nil if the user logged in successfully from
+	// the network at or after since, and ErrNotFound otherwise.
+	FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error
 }
+
+// MaxLoginNetworks is how many login networks a store keeps per user.
+const MaxLoginNetworks = 16
+
+// MaxLoginNetworkLen is the longest login network key, in bytes.
+const MaxLoginNetworkLen = 64
+
+// ErrLoginNetworkTooLong is returned by RecordLoginNetwork for a network
+// key longer than MaxLoginNetworkLen. Nothing is written.
+var ErrLoginNetworkTooLong = errors.New("login network key too long")
 
 // SessionStore persists devices and access tokens.
 type SessionStore interface {
