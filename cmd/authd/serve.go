@@ -174,6 +174,9 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			return err
 		}
 		defer st.Close() // after the servers are shut down: the deferred call runs last
+		if w, ok := st.(interface{ FileModeWarning() error }); ok && w.FileModeWarning() != nil {
+			log.LogAttrs(runCtx, slog.LevelWarn, "database file readable by others", slog.Any("err", w.FileModeWarning()))
+		}
 		db.set(st)
 		deps.Store = st
 		if l, ok := st.(store.RevocationListener); ok && cache != nil {

@@ -79,6 +79,24 @@ func (b boundedStore) DeleteThreePID(ctx context.Context, medium store.Medium, a
 	return b.s.DeleteThreePID(ctx, medium, address)
 }
 
+func (b boundedStore) FindPasswordHashPrefixes(ctx context.Context) ([]string, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindPasswordHashPrefixes(ctx)
+}
+
+func (b boundedStore) RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.RecordLoginNetwork(ctx, userID, network, at)
+}
+
+func (b boundedStore) FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindLoginNetwork(ctx, userID, network, since)
+}
+
 func (b boundedStore) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()

@@ -21,7 +21,8 @@ var ErrTokenExpired = errors.New("token expired")
 
 // ErrTokenReplayed is returned by RefreshSession for a refresh token that was
 // exchanged and then superseded (its successor was used) and is presented
-// again: a sign that it was stolen. The store has already deleted the device,
+// again, or for the refresh token of a pending pair that lost to a sibling:
+// a sign that it was stolen. The store has already deleted the device,
 // and with it every token of the session, when it returns this.
 var ErrTokenReplayed = errors.New("refresh token replayed")
 
@@ -179,7 +180,33 @@ type UserStore interface {
 	// ListThreePIDs returns the addresses bound to a user, ordered by medium
 	// and address.
 	ListThreePIDs(ctx context.Context, userID string) ([]ThreePID, error)
+	// FindPasswordHashPrefixes returns the distinct scheme-and-cost prefixes
+	// of the stored password hashes of every user, deactivated or not, in
+	// byte order: the first 17 bytes of a hash that starts with "$authd-v1$"
+	// (such as "$authd-v1$$2a$12$"), the first 7 of any other (such as
+	// "$2b$10$"). Users without a password hash are skipped.
+	FindPasswordHashPrefixes(ctx context.Context) ([]string, error)
+	// RecordLoginNetwork records a successful login of the user from a
+	// client network at the given time (kept if a later one is recorded
+	// already). The network is an opaque key of at most MaxLoginNetworkLen
+	// bytes. At most MaxLoginNetworks networks are kept per user: the
+	// least recently successful beyond that are deleted, in the same
+	// transaction. It returns ErrNotFound if the user does not exist.
+	RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error
+	// FindLoginNetwork returns nil if the user logged in successfully from
+	// the network at or after since, and ErrNotFound otherwise.
+	FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error
 }
+
+// MaxLoginNetworks is how many login networks a store keeps per user.
+const MaxLoginNetworks = 16
+
+// MaxLoginNetworkLen is the longest login network key, in bytes.
+const MaxLoginNetworkLen = 64
+
+// ErrLoginNetworkTooLong is returned by RecordLoginNetwork for a network
+// key longer than MaxLoginNetworkLen. Nothing is written.
+var ErrLoginNetworkTooLong = errors.New("login network key too long")
 
 // SessionStore persists devices and access tokens.
 type SessionStore interface {
@@ -198,14 +225,17 @@ type SessionStore interface {
 	// unknown token or one superseded before it was ever exchanged;
 	// ErrTokenExpired for an expired one; ErrTokenReplayed (after deleting the
 	// device) for one that was exchanged and then superseded, by a confirmed
-	// successor or by an Immediate exchange. Of the errors, only
+	// successor or by an Immediate exchange, and for the refresh token of a
+	// pending pair that lost to a sibling (kept as a tombstone: a client that
+	// retried never received the losing pair, so whoever presents it is the
+	// client whose pair a thief's beat, or the thief). Of the errors, only
 	// ErrTokenReplayed writes anything.
 	RefreshSession(ctx context.Context, r Refresh) (Session, error)
 	// ConfirmAccessToken records the first use of a pending access token: its
 	// pair stays; every other access token of the device is deleted; every
 	// other refresh token of the device is revoked (kept, marked revoked at
-	// now, if it was ever exchanged, so that a replay is recognised; deleted
-	// otherwise). It does nothing for a confirmed token, and returns
+	// now, if it was ever exchanged or is pending, so that a replay is
+	// recognised; deleted otherwise). It does nothing for a confirmed token, and returns
 	// ErrNotFound if the token no longer exists (another pair won).
 	ConfirmAccessToken(ctx context.Context, h TokenHash, now time.Time) error
 	// FindSessionByAccessToken returns the token with that hash and its user,

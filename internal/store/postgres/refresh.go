@@ -25,8 +25,9 @@ var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 // token issued with it. It returns store.ErrNotFound for an unknown token or
 // one superseded before it was exchanged, store.ErrTokenExpired for an
 // expired one, and store.ErrTokenReplayed, after deleting the device, for one
-// superseded after it was exchanged: by a confirmed successor, or by
-// r.Immediate.
+// superseded after it was exchanged (by a confirmed successor, or by
+// r.Immediate) and for the refresh token of a pending pair that lost to a
+// sibling.
 func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Session, error) {
 	var s store.Session
 	replayed := false
@@ -36,10 +37,12 @@ func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Sessio
 			return err
 		}
 		switch {
-		case old.revoked && old.exchanged:
-			// Someone holds a token that was exchanged and superseded: the
-			// client or a thief used it after its successor. Revoke the whole
-			// session, successor included, and commit that before failing.
+		case old.revoked && (old.exchanged || old.pending):
+			// Someone holds a token that was exchanged and superseded, or
+			// the tombstone of a pending pair that lost to another: the
+			// client or a thief used it after its successor, or the pair
+			// that won was a thief's. Revoke the whole session, successor
+			// included, and commit that before failing.
 			if _, err := tx.Exec(ctx,
 				`DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, old.userID, old.deviceID,
 			); err != nil {
@@ -230,7 +233,22 @@ func lockDevice(ctx context.Context, q querier, userID, deviceID string) error {
 // none: identity columns start at 1). The pair, and an access token issued
 // with refreshID, is confirmed; every other access token of the device is
 // deleted; every other refresh token is revoked at now, and kept to
-// recognise a replay, if it was ever exchanged, and deleted if not. The
+// recognise a replay, if it was ever exchanged or is still pending, and
+// deleted if not.
+//
+// A pending sibling is kept as a tombstone (revoked, still pending) because
+// two exchanges of one refresh token are either a client that retried after
+// losing the response, or a client and a thief holding a stolen copy. The
+// retrying client never received the pair that lost, so it never presents
+// it; a refresh token of a losing pair that is presented all the same was
+// received by someone, and when the winner was the thief's, it is the
+// client's. RefreshSession treats it as a replay and revokes the device.
+// The cost: a client that itself sent two refreshes concurrently and read
+// both answers, then used the later one's pair and the earlier one's
+// refresh token, is logged out. The access tokens of losing pairs are
+// deleted, not kept: a client refused one refreshes with its refresh
+// token, which finds the tombstone. Tombstones go with the other revoked
+// tokens, in DeleteExpiredTokens. The
 // caller holds the device's row lock.
 func confirmPair(ctx context.Context, q querier, userID, deviceID string, accessID, refreshID int64, now time.Time) error {
 	for _, stmt := range []struct {
@@ -245,10 +263,10 @@ func confirmPair(ctx context.Context, q querier, userID, deviceID string, access
 		   AND id <> $3 AND refresh_token_id IS DISTINCT FROM $4`,
 			[]any{userID, deviceID, accessID, refreshID}},
 		{`UPDATE refresh_tokens SET revoked_at = $4 WHERE user_id = $1 AND device_id = $2
-		   AND id <> $3 AND exchanged_at IS NOT NULL AND revoked_at IS NULL`,
+		   AND id <> $3 AND (exchanged_at IS NOT NULL OR pending) AND revoked_at IS NULL`,
 			[]any{userID, deviceID, refreshID, timestamp(now)}},
 		{`DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2
-		   AND id <> $3 AND exchanged_at IS NULL`,
+		   AND id <> $3 AND exchanged_at IS NULL AND NOT pending`,
 			[]any{userID, deviceID, refreshID}},
 	} {
 		if _, err := q.Exec(ctx, stmt.sql, stmt.args...); err != nil {

@@ -219,3 +219,73 @@ func scanUser(row pgx.Row) (store.User, error) {
 	u.DeactivatedAt = fromNull(deactivatedAt)
 	return u, nil
 }
+
+// FindPasswordHashPrefixes returns the distinct scheme-and-cost prefixes of
+// every stored password hash, in one aggregate query: the first 17 bytes of
+// an "$authd-v1$" hash, the first 7 of any other. Empty hashes are skipped.
+// Hashes are ASCII, so left's characters are bytes.
+func (db *DB) FindPasswordHashPrefixes(ctx context.Context) ([]string, error) {
+	rows, err := db.pool.Query(ctx,
+		`SELECT DISTINCT CASE WHEN left(password_hash, 10) = '$authd-v1$'
+		   THEN left(password_hash, 17) ELSE left(password_hash, 7) END COLLATE "C" AS prefix
+		 FROM users WHERE password_hash <> '' ORDER BY prefix`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: find password hash prefixes: %w", translate(err))
+	}
+	prefixes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: find password hash prefixes: %w", translate(err))
+	}
+	return prefixes, nil
+}
+
+// RecordLoginNetwork upserts the last successful login of the user from the
+// network, keeping the later time, and deletes the user's least recently
+// successful networks beyond store.MaxLoginNetworks, in one transaction
+// that holds the user's row lock, so that concurrent records of one user
+// keep the bound. It returns store.ErrNotFound if the user does not exist.
+func (db *DB) RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error {
+	if len(network) > store.MaxLoginNetworkLen {
+		return fmt.Errorf("postgres: record login network: %w", store.ErrLoginNetworkTooLong)
+	}
+	err := pgx.BeginTxFunc(ctx, db.pool, readCommitted, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx,
+			`SELECT 1 FROM users WHERE user_id = $1 FOR NO KEY UPDATE`, userID,
+		).Scan(&one); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO login_networks (user_id, network, last_success_at) VALUES ($1, $2, $3)
+			 ON CONFLICT (user_id, network)
+			 DO UPDATE SET last_success_at = GREATEST(login_networks.last_success_at, EXCLUDED.last_success_at)`,
+			userID, network, timestamp(at),
+		); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			`DELETE FROM login_networks WHERE user_id = $1 AND network NOT IN
+			 (SELECT network FROM login_networks WHERE user_id = $1
+			  ORDER BY last_success_at DESC, network LIMIT $2)`,
+			userID, store.MaxLoginNetworks)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: record login network: %w", translate(err))
+	}
+	return nil
+}
+
+// FindLoginNetwork returns nil if the user logged in successfully from the
+// network at or after since, and store.ErrNotFound otherwise. It is one
+// lookup of the primary key.
+func (db *DB) FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error {
+	var one int
+	if err := db.pool.QueryRow(ctx,
+		`SELECT 1 FROM login_networks WHERE user_id = $1 AND network = $2 AND last_success_at >= $3`,
+		userID, network, timestamp(since),
+	).Scan(&one); err != nil {
+		return fmt.Errorf("postgres: find login network: %w", translate(err))
+	}
+	return nil
+}

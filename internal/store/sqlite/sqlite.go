@@ -16,7 +16,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	"modernc.org/sqlite"
@@ -33,18 +35,60 @@ var (
 // DB is a store.Store on a SQLite database file. It is safe for concurrent
 // use.
 type DB struct {
-	db   *sql.DB
-	path string
+	db       *sql.DB
+	path     string
+	modeWarn error
 }
 
-// Open opens (creating it if need be) the database file at path and pings
-// it. It does not migrate the schema; see MigrateUp and SchemaStatus.
+// Open opens the database file at path and pings it. A missing file is
+// created first with mode 0600, before the driver opens it, so that it and
+// the -wal and -shm files SQLite creates next to it (with the database
+// file's mode) are readable by the owner only, whatever the umask. The mode
+// of an existing file is left alone; FileModeWarning reports it if group or
+// others may read it. Open does not migrate the schema; see MigrateUp and
+// SchemaStatus.
 func Open(ctx context.Context, path string) (*DB, error) {
+	modeWarn, err := prepareFile(path)
+	if err != nil {
+		return nil, err
+	}
 	db, err := openDB(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db, path: path}, nil
+	return &DB{db: db, path: path, modeWarn: modeWarn}, nil
+}
+
+// FileModeWarning returns an error naming the database file and its mode if,
+// when Open found it, group or others had any access to it, and nil
+// otherwise. The file holds password hashes and token digests.
+func (db *DB) FileModeWarning() error { return db.modeWarn }
+
+// prepareFile creates the file at path with mode 0600 if it does not exist
+// and, if it does, returns a warning when its mode grants group or others
+// any access.
+func prepareFile(path string) (modeWarn error, err error) {
+	if path == "" || path == ":memory:" {
+		return nil, nil // SQLite's temporary and in-memory databases: no file
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
+		}
+		return nil, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("sqlite: database file %s has mode %04o: group or others may read it (and its -wal and -shm files); chmod 600 them", path, perm), nil
+	}
+	return nil, nil
 }
 
 // dsn is the modernc.org/sqlite data source name for the file at path.

@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -402,5 +404,55 @@ func TestDB_Concurrency(t *testing.T) {
 		first := newMigratedDB(t, path)
 		second := newDB(t, path)
 		createSessions(t, []*sqlite.DB{first, second}, 20)
+	})
+}
+
+func TestOpen_FileMode(t *testing.T) {
+	// Under the common umask 022 the driver alone would create the database
+	// and its -wal and -shm files readable by everyone.
+	old := syscall.Umask(0o022)
+	t.Cleanup(func() { syscall.Umask(old) })
+
+	t.Run("Fresh", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "authd.db")
+		db := newMigratedDB(t, path)
+		// A write through the open store: the -wal and -shm files exist.
+		if err := db.CreateUser(t.Context(), store.User{ID: "@alice:example.org", CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.FileModeWarning(); err != nil {
+			t.Fatalf("FileModeWarning of a fresh file: %v", err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("%s: mode %04o, want 0600", filepath.Base(p), perm)
+			}
+		}
+	})
+	t.Run("Existing", func(t *testing.T) {
+		for _, tc := range []struct {
+			mode os.FileMode
+			warn bool
+		}{{0o600, false}, {0o644, true}, {0o640, true}, {0o604, true}} {
+			// An empty file is an empty database.
+			path := filepath.Join(t.TempDir(), "authd.db")
+			if err := os.WriteFile(path, nil, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			err := newDB(t, path).FileModeWarning()
+			if (err != nil) != tc.warn {
+				t.Errorf("FileModeWarning of a %04o file: %v, want a warning: %t", tc.mode, err, tc.warn)
+			}
+			if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("%04o", tc.mode)) {
+				t.Errorf("FileModeWarning = %q, want the mode in it", err)
+			}
+		}
 	})
 }

@@ -245,3 +245,74 @@ func scanUser(row scanner) (store.User, error) {
 	u.DeactivatedAt = fromNullMicros(deactivatedAt)
 	return u, nil
 }
+
+// FindPasswordHashPrefixes returns the distinct scheme-and-cost prefixes of
+// every stored password hash, in one aggregate query: the first 17 bytes of
+// an "$authd-v1$" hash, the first 7 of any other. Empty hashes are skipped.
+// Hashes are ASCII, so substr's characters are bytes.
+func (db *DB) FindPasswordHashPrefixes(ctx context.Context) ([]string, error) {
+	rows, err := db.db.QueryContext(ctx,
+		`SELECT DISTINCT CASE WHEN substr(password_hash, 1, 10) = '$authd-v1$'
+		   THEN substr(password_hash, 1, 17) ELSE substr(password_hash, 1, 7) END AS prefix
+		 FROM users WHERE password_hash <> '' ORDER BY prefix`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: find password hash prefixes: %w", translate(err))
+	}
+	defer rows.Close()
+	var prefixes []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("sqlite: find password hash prefixes: %w", translate(err))
+		}
+		prefixes = append(prefixes, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: find password hash prefixes: %w", translate(err))
+	}
+	return prefixes, nil
+}
+
+// RecordLoginNetwork upserts the last successful login of the user from the
+// network, keeping the later time, and deletes the user's least recently
+// successful networks beyond store.MaxLoginNetworks, in one transaction. It
+// returns store.ErrNotFound if the user does not exist.
+func (db *DB) RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error {
+	if len(network) > store.MaxLoginNetworkLen {
+		return fmt.Errorf("sqlite: record login network: %w", store.ErrLoginNetworkTooLong)
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO login_networks (user_id, network, last_success_at) VALUES (?, ?, ?)
+			 ON CONFLICT (user_id, network)
+			 DO UPDATE SET last_success_at = max(last_success_at, excluded.last_success_at)`,
+			userID, network, micros(at),
+		); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx,
+			`DELETE FROM login_networks WHERE user_id = ? AND network NOT IN
+			 (SELECT network FROM login_networks WHERE user_id = ?
+			  ORDER BY last_success_at DESC, network LIMIT ?)`,
+			userID, userID, store.MaxLoginNetworks)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: record login network: %w", translate(err))
+	}
+	return nil
+}
+
+// FindLoginNetwork returns nil if the user logged in successfully from the
+// network at or after since, and store.ErrNotFound otherwise. It is one
+// lookup of the primary key.
+func (db *DB) FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error {
+	var one int
+	if err := db.db.QueryRowContext(ctx,
+		`SELECT 1 FROM login_networks WHERE user_id = ? AND network = ? AND last_success_at >= ?`,
+		userID, network, micros(since),
+	).Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: find login network: %w", translate(err))
+	}
+	return nil
+}

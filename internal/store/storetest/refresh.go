@@ -172,8 +172,6 @@ var refreshSessionCases = []testCase{
 		wantNoSession(t, s, hash("a2"))
 		// r1 is itself the old token of a pending pair now: still valid.
 		mustRefresh(t, s, exchange("r1", "a4", "r4", t2))
-		// r2 lost without ever being exchanged: unknown, and no alarm.
-		wantRefreshErr(t, s, "a superseded sibling", exchange("r2", "x", "y", t2), store.ErrNotFound)
 		wantSession(t, s, hash("a1"), issued(alice, "PHONE", "a1", t1, false), a)
 		// r0 was exchanged and superseded: a replay.
 		wantRefreshErr(t, s, "the predecessor", exchange("r0", "x", "y", t2), store.ErrTokenReplayed)
@@ -277,9 +275,8 @@ var refreshSessionCases = []testCase{
 		for _, tok := range []string{"a0", "a1", "a2"} {
 			wantNoSession(t, s, hash(tok))
 		}
-		wantRefreshErr(t, s, "a superseded sibling", exchange("r2", "x", "y", t2), store.ErrNotFound)
 		mustRefresh(t, s, exchange("r3", "a4", "r4", t2))
-		wantRefreshErr(t, s, "the predecessor", exchange("r0", "x", "y", t2), store.ErrTokenReplayed)
+		wantRefreshErr(t, s, "a superseded sibling", exchange("r2", "x", "y", t2), store.ErrTokenReplayed)
 		wantNoDevice(t, s, alice, "PHONE")
 		wantBobUntouched(t, s, b)
 	}},
@@ -361,19 +358,19 @@ var refreshSessionCases = []testCase{
 				continue
 			}
 			wantNoSession(t, s, hash(fmt.Sprintf("a1-%02d", i)))
-			wantRefreshErr(t, s, "a losing pair's refresh token",
-				exchange(fmt.Sprintf("r1-%02d", i), "x", "y", t2), store.ErrNotFound)
 		}
-		// The losers' tokens were unknown, not replays: the session stands.
-		findDevice(t, s, alice, "PHONE")
 		mustRefresh(t, s, exchange(fmt.Sprintf("r1-%02d", winner), "a2", "r2", t2))
+		// A losing pair's refresh token is a tombstone: a replay.
+		wantRefreshErr(t, s, "a losing pair's refresh token", exchange("r1-03", "x", "y", t2), store.ErrTokenReplayed)
+		wantNoDevice(t, s, alice, "PHONE")
 		wantBobUntouched(t, s, b)
 	}},
 	{"ConcurrentPairs", func(t *testing.T, s store.Store) {
-		// Using the refresh tokens of several pending pairs at once: one pair
-		// wins, the others are unknown.
+		// Using the refresh tokens of several pending pairs at once: the
+		// first pair wins and the others are tombstones, so the next one is
+		// a replay that revokes the session; the rest find nothing.
 		const n = 10
-		a, b, _ := loginWithRefresh(t, s)
+		_, b, _ := loginWithRefresh(t, s)
 		for i := range n {
 			mustRefresh(t, s, exchange("r0", fmt.Sprintf("a1-%d", i), fmt.Sprintf("r1-%d", i), t1))
 		}
@@ -382,17 +379,25 @@ var refreshSessionCases = []testCase{
 			_, errs[i] = s.RefreshSession(t.Context(),
 				exchange(fmt.Sprintf("r1-%d", i), fmt.Sprintf("a2-%d", i), fmt.Sprintf("r2-%d", i), t2))
 		})
-		winner := onlySuccess(t, "RefreshSession", errs)
-		for i := range n {
-			if i == winner {
-				wantSession(t, s, hash(fmt.Sprintf("a1-%d", i)), issued(alice, "PHONE", fmt.Sprintf("a1-%d", i), t1, false), a)
-				wantSession(t, s, hash(fmt.Sprintf("a2-%d", i)), issued(alice, "PHONE", fmt.Sprintf("a2-%d", i), t2, true), a)
-				continue
+		var ok, replayed int
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrTokenReplayed):
+				replayed++
+			case !errors.Is(err, store.ErrNotFound):
+				t.Fatalf("RefreshSession #%d: %v, want success, replay or not found", i, err)
 			}
+		}
+		if ok != 1 || replayed != 1 {
+			t.Fatalf("RefreshSession: %d successes and %d replays, want 1 and 1", ok, replayed)
+		}
+		wantNoDevice(t, s, alice, "PHONE")
+		for i := range n {
 			wantNoSession(t, s, hash(fmt.Sprintf("a1-%d", i)))
 			wantNoSession(t, s, hash(fmt.Sprintf("a2-%d", i)))
 		}
-		wantNoSession(t, s, hash("a0"))
 		wantBobUntouched(t, s, b)
 	}},
 }
@@ -410,8 +415,6 @@ var confirmAccessTokenCases = []testCase{
 		wantSession(t, s, hash("a1"), issued(alice, "PHONE", "a1", t1, false), a)
 		wantNoSession(t, s, hash("a0"))
 		wantNoSession(t, s, hash("a2"))
-		// The sibling was never exchanged: unknown, and no alarm.
-		wantRefreshErr(t, s, "a superseded sibling", exchange("r2", "x", "y", t2), store.ErrNotFound)
 		wantSession(t, s, hash("a1"), issued(alice, "PHONE", "a1", t1, false), a)
 		// The confirmed pair's refresh token works, and is no longer pending
 		// (refreshing with it keeps a1).
@@ -420,6 +423,24 @@ var confirmAccessTokenCases = []testCase{
 		// Other devices are untouched.
 		wantSession(t, s, hash("l0"), laptop.AccessToken, a)
 		mustRefresh(t, s, exchange("lr0", "l1", "lr1", t2))
+		wantBobUntouched(t, s, b)
+	}},
+	{"ThiefFirst", func(t *testing.T, s store.Store) {
+		// A thief holding a copy of r0 exchanges it within the pending
+		// window of the client's own refresh, and uses its pair first. The
+		// client's pair lost; when the client presents its refresh token,
+		// the session is revoked, the thief's pair with it.
+		a, b, _ := loginWithRefresh(t, s)
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t1)) // the client
+		mustRefresh(t, s, exchange("r0", "x1", "y1", t1)) // the thief
+		mustConfirm(t, s, "x1", t2)
+		wantSession(t, s, hash("x1"), issued(alice, "PHONE", "x1", t1, false), a)
+		wantNoSession(t, s, hash("a1"))
+
+		wantRefreshErr(t, s, "the client's losing refresh token", exchange("r1", "a2", "r2", t2), store.ErrTokenReplayed)
+		wantNoDevice(t, s, alice, "PHONE")
+		wantNoSession(t, s, hash("x1"))
+		wantRefreshErr(t, s, "the thief's refresh token", exchange("y1", "x2", "y2", t2), store.ErrNotFound)
 		wantBobUntouched(t, s, b)
 	}},
 	{"ThenReplay", func(t *testing.T, s store.Store) {
@@ -492,12 +513,11 @@ var confirmAccessTokenCases = []testCase{
 				continue
 			}
 			wantNoSession(t, s, hash(fmt.Sprintf("a1-%d", i)))
-			wantRefreshErr(t, s, "a losing pair's refresh token",
-				exchange(fmt.Sprintf("r1-%d", i), "x", "y", t2), store.ErrNotFound)
 		}
 		wantNoSession(t, s, hash("a0"))
 		mustRefresh(t, s, exchange(fmt.Sprintf("r1-%d", winner), "a2", "r2", t2))
-		wantRefreshErr(t, s, "the predecessor", exchange("r0", "x", "y", t2), store.ErrTokenReplayed)
+		loser := fmt.Sprintf("r1-%d", (winner+1)%n)
+		wantRefreshErr(t, s, "a losing pair's refresh token", exchange(loser, "x", "y", t2), store.ErrTokenReplayed)
 		wantBobUntouched(t, s, b)
 	}},
 }

@@ -33,6 +33,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AddThreePID", addThreePIDCases},
 		{"DeleteThreePID", deleteThreePIDCases},
 		{"ListThreePIDs", listThreePIDsCases},
+		{"FindPasswordHashPrefixes", passwordHashPrefixCases},
+		{"LoginNetworks", loginNetworkCases},
 		{"CreateSession", createSessionCases},
 		{"FindSessionByAccessToken", findSessionCases},
 		{"FindDevice", findDeviceCases},

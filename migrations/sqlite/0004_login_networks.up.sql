@@ -1,0 +1,10 @@
+-- The client networks each user has logged in from successfully, with the
+-- time of the last success there (INTEGER microseconds, as elsewhere). The
+-- network is an opaque key chosen by the caller, at most 64 bytes. At most
+-- 16 rows per user are kept: RecordLoginNetwork deletes the oldest.
+CREATE TABLE login_networks (
+    user_id         TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+    network         TEXT NOT NULL CHECK (length(CAST(network AS BLOB)) <= 64),
+    last_success_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, network)
+);
