@@ -90,6 +90,21 @@ func (rl rateLimits) status(on bool) string {
 	}
 }
 
+// Forgiven counts the buckets in debt that the in-process limiters (the
+// only ones, or Redis's fallbacks) dropped to stay within their key bound.
+func (rl rateLimits) Forgiven() uint64 {
+	if rl.shared != nil {
+		return rl.shared.Forgiven()
+	}
+	var n uint64
+	for _, l := range []ratelimit.Limiter{rl.loginIP, rl.loginFailed, rl.loginSuccess, rl.refreshIP} {
+		if m, ok := l.(*ratelimit.Memory); ok {
+			n += m.Forgiven()
+		}
+	}
+	return n
+}
+
 // newLimiter returns the in-process limiter for a rule; nil (no limit) for
 // a rule switched off.
 func newLimiter(r ratelimit.Rule) ratelimit.Limiter {

@@ -79,7 +79,7 @@ func TestServe_Replicas(t *testing.T) {
 		}
 		waitReadyz(t, base, "ratelimit", "local (redis unreachable)")
 		m := scrapeText(t, base+"/metrics")
-		for _, want := range []string{"authd_ratelimit_shared 0", "authd_ratelimit_fallbacks_total 1", "authd_revocations_subscribed 1"} {
+		for _, want := range []string{"authd_ratelimit_shared 0", "authd_ratelimit_fallbacks_total 1", "authd_ratelimit_forgiven_total 0", "authd_revocations_subscribed 1"} {
 			if !strings.Contains(m, "\n"+want+"\n") {
 				t.Errorf("%s/metrics lacks %q", base, want)
 			}

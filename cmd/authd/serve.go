@@ -70,6 +70,9 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if limits.shared != nil {
 		mopts.RateLimits = limits.shared
 	}
+	if cfg.RateLimit {
+		mopts.LocalLimits = limits
+	}
 	if cache != nil { // both stores broadcast revocations
 		mopts.Revocations = feed
 	}

@@ -57,6 +57,14 @@ type SharedBackend interface {
 	Fallbacks() uint64
 }
 
+// LocalLimits are the in-process rate limiters of a process (its only
+// limits, or its fallback while the shared backend is down).
+type LocalLimits interface {
+	// Forgiven counts the buckets still in debt dropped to stay within
+	// the limiters' key bound.
+	Forgiven() uint64
+}
+
 // RevocationFeed is the subscription to other processes' revocations.
 type RevocationFeed interface {
 	// Subscribed reports whether the subscription is live.
@@ -78,6 +86,9 @@ type Options struct {
 	// RateLimits, when set, is read at scrape time for
 	// authd_ratelimit_shared and authd_ratelimit_fallbacks_total.
 	RateLimits SharedBackend
+	// LocalLimits, when set, is read at scrape time for
+	// authd_ratelimit_forgiven_total.
+	LocalLimits LocalLimits
 	// Revocations, when set, is read at scrape time for
 	// authd_revocations_subscribed and authd_revocations_received_total.
 	Revocations RevocationFeed
@@ -178,6 +189,12 @@ func New(o Options) *Metrics {
 				Help: "Times this process lost the shared rate-limit backend and fell back to local limits.",
 			}, func() float64 { return float64(b.Fallbacks()) }),
 		)
+	}
+	if l := o.LocalLimits; l != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "ratelimit_forgiven_total",
+			Help: "Rate-limit buckets still in debt that this process's in-process limiter dropped because every one of its key slots was in debt (each let a key act sooner than its rule allows).",
+		}, func() float64 { return float64(l.Forgiven()) }))
 	}
 	if f := o.Revocations; f != nil {
 		m.reg.MustRegister(

@@ -124,3 +124,17 @@ func TestLabels_Bounded(t *testing.T) {
 		t.Errorf("authd_active_sessions without a counter")
 	}
 }
+
+type fakeLocalLimits uint64
+
+func (f fakeLocalLimits) Forgiven() uint64 { return uint64(f) }
+
+func TestLocalLimits_Forgiven(t *testing.T) {
+	if out := scrape(t, New(Options{})); strings.Contains(out, "authd_ratelimit_forgiven_total") {
+		t.Fatalf("authd_ratelimit_forgiven_total without local limits:\n%s", out)
+	}
+	out := scrape(t, New(Options{LocalLimits: fakeLocalLimits(3)}))
+	if !strings.Contains(out, "\nauthd_ratelimit_forgiven_total 3\n") {
+		t.Fatalf("no authd_ratelimit_forgiven_total 3 in\n%s", out)
+	}
+}

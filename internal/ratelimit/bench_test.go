@@ -37,17 +37,30 @@ func BenchmarkMemory_AllowDenied(b *testing.B) {
 }
 
 // BenchmarkMemory_AllowDistinct is a new key every time at the key bound,
-// so each decision also evicts the least recently used bucket: a flood of
-// distinct addresses or account names.
+// every bucket in debt, so each decision also evicts the bucket with the
+// least debt: a flood of distinct addresses or account names.
 func BenchmarkMemory_AllowDistinct(b *testing.B) {
-	m := NewMemory(Rule{Burst: 5, Every: time.Minute}, 10_000, nil)
+	benchmarkDistinct(b, 10_000)
+}
+
+// BenchmarkMemory_AllowDistinctDefaultBound is AllowDistinct at the default
+// bound: the deepest heap a process holds per rule.
+func BenchmarkMemory_AllowDistinctDefaultBound(b *testing.B) {
+	benchmarkDistinct(b, DefaultMaxKeys)
+}
+
+func benchmarkDistinct(b *testing.B, maxKeys int) {
+	m := NewMemory(Rule{Burst: 5, Every: time.Minute}, maxKeys, nil)
 	ctx := context.Background()
-	keys := make([]string, 100_000)
+	keys := make([]string, 10*maxKeys)
 	for i := range keys {
 		keys[i] = "key" + strconv.Itoa(i)
 	}
+	for _, k := range keys[:maxKeys] {
+		m.Allow(ctx, k)
+	}
 	b.ReportAllocs()
-	i := 0
+	i := maxKeys
 	for b.Loop() {
 		m.Allow(ctx, keys[i%len(keys)])
 		i++

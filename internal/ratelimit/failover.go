@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,9 @@ type Backend struct {
 
 	down      atomic.Bool
 	fallbacks atomic.Uint64
+
+	mu     sync.Mutex
+	locals []*Memory // every rule's fallback
 }
 
 // NewBackend returns a backend on client, up until a call fails. log
@@ -106,10 +110,14 @@ func (b *Backend) Limiter(name string, rule Rule, maxKeys int) Limiter {
 	if !rule.Enabled() {
 		return NewMemory(rule, maxKeys, b.now)
 	}
+	local := NewMemory(rule, maxKeys, b.now)
+	b.mu.Lock()
+	b.locals = append(b.locals, local)
+	b.mu.Unlock()
 	return &failover{
 		b:      b,
 		shared: NewRedis(b.client, name, rule, b.now),
-		local:  NewMemory(rule, maxKeys, b.now),
+		local:  local,
 	}
 }
 
@@ -166,6 +174,19 @@ func (b *Backend) Status() string {
 // Fallbacks returns the number of times the backend switched from Redis to
 // local limits.
 func (b *Backend) Fallbacks() uint64 { return b.fallbacks.Load() }
+
+// Forgiven returns the number of buckets still in debt that the local
+// limiters of every rule dropped to stay within their key bound (see
+// Memory.Forgiven).
+func (b *Backend) Forgiven() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var n uint64
+	for _, m := range b.locals {
+		n += m.Forgiven()
+	}
+	return n
+}
 
 // fail marks the backend down after err from Redis, logging the first
 // failure of an outage only.

@@ -308,3 +308,22 @@ func TestNewClient(t *testing.T) {
 		}
 	}
 }
+
+// The local fallbacks of every rule count the debts they forgive to stay
+// within their bound, on the backend.
+func TestBackend_Forgiven(t *testing.T) {
+	t.Parallel()
+	srv := redistest.New(t)
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	b, _ := newTestBackend(t, srv, clk.now)
+	ip := b.Limiter("login_ip", Rule{Burst: 1, Every: time.Hour}, 2)
+	failed := b.Limiter("login_failed", Rule{Burst: 1, Every: time.Hour}, 1)
+	srv.Stop()
+	for _, k := range []string{"a", "b", "c", "d"} {
+		wantAllowed(t, allow(t, ip, k))     // two slots: c and d each push one out
+		wantAllowed(t, allow(t, failed, k)) // one slot: b, c and d each push one out
+	}
+	if got := b.Forgiven(); got != 5 {
+		t.Fatalf("Forgiven = %d, want 5", got)
+	}
+}

@@ -1,20 +1,22 @@
 // Package ratelimit decides whether a keyed action may happen now. The
 // Limiter interface is what the API depends on; Memory is the in-process
-// implementation on golang.org/x/time/rate. Redis is the implementation
+// implementation, a generic cell rate algorithm (GCRA) of bounded memory
+// that no traffic on other keys makes forget a key's debt (see Memory).
+// Redis is the implementation
 // shared by several replicas, deciding alike; a Backend puts Redis in front
 // of Memory, which decides while Redis is unreachable.
 package ratelimit
 
 import (
-	"container/list"
+	"container/heap"
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Rule is a token bucket: up to Burst actions at once, refilled by one every
@@ -76,26 +78,41 @@ type Limiter interface {
 // DefaultMaxKeys bounds the keys a Memory limiter tracks.
 const DefaultMaxKeys = 100_000
 
-// Memory is an in-process Limiter. Its memory is bounded: buckets that have
-// refilled completely hold no information and are dropped, and past
-// MaxKeys buckets the least recently used one is dropped (which forgives
-// that key's debt: a flood of a million distinct keys can reset old ones,
-// which is the price of a bounded in-process limiter; a shared backend has
-// no such limit).
+// Memory is an in-process Limiter. It keeps each bucket as one number, the
+// time at which the bucket is full again (GCRA's theoretical arrival time,
+// as in Redis), and the amount by which that time is past now is the
+// bucket's debt.
+//
+// Its memory is bounded without forgiving debt to traffic on other keys. A
+// bucket that has refilled holds no information and is dropped. A new key
+// takes a slot only once every refilled bucket is gone; past MaxKeys
+// buckets all in debt, the bucket closest to refilled (the least debt) is
+// dropped, and Forgiven counts it. So no traffic on other keys shortens a
+// key's debt unless every one of MaxKeys other buckets owes more than it
+// does: an attacker must have spent more than the victim owes on each of
+// MaxKeys keys, and then the victim is forgiven the least debt in the
+// table. A shared backend (Redis) has no such bound.
 type Memory struct {
 	rule    Rule
 	now     func() time.Time
 	maxKeys int
+	// every and tau (the burst times every, capped) are the rule in
+	// nanoseconds; times are nanoseconds since epoch, the clock's time at
+	// NewMemory, so that a real clock's monotonic reading is used.
+	every, tau int64
+	epoch      time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*list.Element // of *bucket, most recently used first
-	lru     *list.List
+	buckets map[string]*bucket
+	byTAT   tatHeap // every bucket, the earliest to be full again first
+
+	forgiven atomic.Uint64
 }
 
 type bucket struct {
-	key  string
-	lim  *rate.Limiter
-	last time.Time
+	key string
+	tat int64 // when the bucket is full again, in ns since Memory.epoch
+	i   int   // index in Memory.byTAT
 }
 
 var _ Limiter = (*Memory)(nil)
@@ -110,7 +127,18 @@ func NewMemory(rule Rule, maxKeys int, now func() time.Time) *Memory {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	return &Memory{rule: rule, now: now, maxKeys: maxKeys, buckets: make(map[string]*list.Element), lru: list.New()}
+	m := &Memory{rule: rule, now: now, maxKeys: maxKeys, buckets: make(map[string]*bucket)}
+	if rule.Enabled() {
+		m.every = int64(rule.Every)
+		// A burst over about 146 years' worth of refills is as good as
+		// unlimited; capping keeps the sums below from overflowing.
+		m.tau = math.MaxInt64 / 64
+		if int64(rule.Burst) < m.tau/m.every {
+			m.tau = int64(rule.Burst) * m.every
+		}
+		m.epoch = now()
+	}
+	return m
 }
 
 // Allow implements Limiter.
@@ -118,15 +146,24 @@ func (m *Memory) Allow(_ context.Context, key string) (Decision, error) {
 	if !m.rule.Enabled() {
 		return Decision{Allowed: true}, nil
 	}
-	now := m.now()
+	now := m.clock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	b := m.bucket(key, now)
-	r := b.lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return Decision{RetryAfter: roundUp(d)}, nil
+	b, ok := m.buckets[key]
+	if !ok {
+		// A new key's bucket is full: its first action is allowed.
+		m.makeRoom(now)
+		b = &bucket{key: key, tat: now + m.every}
+		m.buckets[key] = b
+		heap.Push(&m.byTAT, b)
+		return Decision{Allowed: true}, nil
 	}
+	tat := max(b.tat, now)
+	if wait := tat + m.every - m.tau - now; wait > 0 {
+		return Decision{RetryAfter: roundUp(time.Duration(wait))}, nil
+	}
+	b.tat = tat + m.every
+	heap.Fix(&m.byTAT, b.i)
 	return Decision{Allowed: true}, nil
 }
 
@@ -135,77 +172,90 @@ func (m *Memory) Peek(_ context.Context, key string) (Decision, error) {
 	if !m.rule.Enabled() {
 		return Decision{Allowed: true}, nil
 	}
-	now := m.now()
+	now := m.clock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.buckets[key]
+	b, ok := m.buckets[key]
 	if !ok {
 		return Decision{Allowed: true}, nil
 	}
-	// Float residue can leave a bucket refilled on the dot a hair short of
-	// a token; Allow allows it (its wait is under a nanosecond), and so
-	// must Peek, rather than deny with a RetryAfter of zero.
-	wait := time.Duration((1 - e.Value.(*bucket).lim.TokensAt(now)) * float64(m.rule.Every))
-	if wait <= 0 {
-		return Decision{Allowed: true}, nil
+	if wait := max(b.tat, now) + m.every - m.tau - now; wait > 0 {
+		return Decision{RetryAfter: roundUp(time.Duration(wait))}, nil
 	}
-	return Decision{RetryAfter: roundUp(wait)}, nil
+	return Decision{Allowed: true}, nil
 }
 
-// Undo implements Limiter.
+// Undo implements Limiter. It moves the bucket's full-again time back by
+// one refill, never before now: a bucket is never above its burst, and a
+// bucket that is full again is dropped.
 func (m *Memory) Undo(_ context.Context, key string) error {
 	if !m.rule.Enabled() {
 		return nil
 	}
+	now := m.clock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.buckets[key]; ok {
-		b := e.Value.(*bucket)
-		now := m.now()
-		// Reservation.CancelAt gives nothing back once the reservation's
-		// time has passed, which it has for any action already allowed. A
-		// reservation of -1 adds the action back instead; x/time/rate caps
-		// the bucket at its burst again on its next use, so a full bucket
-		// gains nothing.
-		if b.lim.TokensAt(now) < float64(m.rule.Burst) {
-			b.lim.AllowN(now, -1)
-		}
+	b, ok := m.buckets[key]
+	if !ok {
+		return nil
 	}
+	b.tat -= m.every
+	if b.tat <= now {
+		heap.Remove(&m.byTAT, b.i)
+		delete(m.buckets, key)
+		return nil
+	}
+	heap.Fix(&m.byTAT, b.i)
 	return nil
 }
 
-// Len returns the number of buckets held, for tests and metrics.
-func (m *Memory) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.buckets)
+// Forgiven returns the number of buckets dropped while still in debt, to
+// make room for other keys with every slot taken by a bucket in debt (see
+// Memory). Each such drop let a key act sooner than its rule allows.
+func (m *Memory) Forgiven() uint64 { return m.forgiven.Load() }
+
+// clock returns now in nanoseconds since m.epoch.
+func (m *Memory) clock() int64 { return int64(m.now().Sub(m.epoch)) }
+
+// makeRoom makes room for one more bucket at now: it drops every bucket
+// that has refilled, then, if the table is still full, the bucket with the
+// least debt, counting it as forgiven.
+func (m *Memory) makeRoom(now int64) {
+	for len(m.byTAT) > 0 && m.byTAT[0].tat <= now {
+		delete(m.buckets, heap.Pop(&m.byTAT).(*bucket).key)
+	}
+	if len(m.byTAT) < m.maxKeys {
+		return
+	}
+	delete(m.buckets, heap.Pop(&m.byTAT).(*bucket).key)
+	m.forgiven.Add(1)
 }
 
-// bucket returns key's bucket, creating it, and marks it used now. It drops
-// refilled buckets from the old end, then the oldest if still too many.
-func (m *Memory) bucket(key string, now time.Time) *bucket {
-	if e, ok := m.buckets[key]; ok {
-		b := e.Value.(*bucket)
-		b.last = now
-		m.lru.MoveToFront(e)
-		return b
-	}
-	full := time.Duration(m.rule.Burst) * m.rule.Every
-	for e := m.lru.Back(); e != nil; e = m.lru.Back() {
-		b := e.Value.(*bucket)
-		if now.Sub(b.last) < full && m.lru.Len() < m.maxKeys {
-			break
-		}
-		m.lru.Remove(e)
-		delete(m.buckets, b.key)
-	}
-	b := &bucket{key: key, lim: rate.NewLimiter(rate.Every(m.rule.Every), m.rule.Burst), last: now}
-	m.buckets[key] = m.lru.PushFront(b)
+// tatHeap is a container/heap of buckets, the earliest full-again time
+// first.
+type tatHeap []*bucket
+
+func (h tatHeap) Len() int           { return len(h) }
+func (h tatHeap) Less(i, j int) bool { return h[i].tat < h[j].tat }
+func (h tatHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].i = i
+	h[j].i = j
+}
+func (h *tatHeap) Push(x any) {
+	b := x.(*bucket)
+	b.i = len(*h)
+	*h = append(*h, b)
+}
+func (h *tatHeap) Pop() any {
+	old := *h
+	b := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
 	return b
 }
 
-// roundUp rounds d up to the millisecond: clients are told retry_after_ms,
-// and x/time/rate's float arithmetic leaves nanosecond residue.
+// roundUp rounds d up to the millisecond: clients are told retry_after_ms.
 func roundUp(d time.Duration) time.Duration {
 	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
 }
