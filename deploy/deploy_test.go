@@ -1251,6 +1251,81 @@ func TestKubernetes(t *testing.T) {
 		t.Errorf("minAvailable %d with %d replicas: want at least 1 and fewer than the replicas, or no node can be drained", pdb.MinAvailable, dep.Replicas)
 	}
 
+	// Trusted proxies: the ingress controller's own addresses, never a
+	// range as wide as a pod network, in which any pod could set
+	// X-Forwarded-For.
+	var trusted string
+	for _, e := range c.Env {
+		if e.Name == "AUTHD_TRUSTED_PROXIES" {
+			trusted = e.Value
+		}
+	}
+	if trusted == "" {
+		t.Error("the container does not set AUTHD_TRUSTED_PROXIES (the ingress controller's addresses)")
+	}
+	for _, f := range strings.Split(trusted, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(f))
+		if err != nil {
+			t.Errorf("AUTHD_TRUSTED_PROXIES %q: %v", f, err)
+			continue
+		}
+		if p.Addr().Is4() && p.Bits() < 24 || !p.Addr().Is4() && p.Bits() < 120 {
+			t.Errorf("AUTHD_TRUSTED_PROXIES %s is as wide as a pod network: list the ingress controller's addresses", p)
+		}
+	}
+
+	// A NetworkPolicy admits only the ingress controller (and Prometheus)
+	// to authd's pods, on its port.
+	var np struct {
+		PodSelector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"podSelector"`
+		PolicyTypes []string `yaml:"policyTypes"`
+		Ingress     []struct {
+			From []struct {
+				NamespaceSelector *struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"namespaceSelector"`
+				PodSelector *struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"podSelector"`
+				IPBlock any `yaml:"ipBlock"`
+			} `yaml:"from"`
+			Ports []struct {
+				Port any `yaml:"port"`
+			} `yaml:"ports"`
+		} `yaml:"ingress"`
+	}
+	spec(t, objs, "NetworkPolicy", &np)
+	if !selects(np.PodSelector.MatchLabels) {
+		t.Errorf("the NetworkPolicy's podSelector %v does not select the pods %v", np.PodSelector.MatchLabels, podLabels)
+	}
+	if !slices.Contains(np.PolicyTypes, "Ingress") {
+		t.Errorf("the NetworkPolicy's policyTypes %v do not restrict Ingress", np.PolicyTypes)
+	}
+	if len(np.Ingress) == 0 {
+		t.Error("the NetworkPolicy admits nothing: the ingress controller must reach authd")
+	}
+	for i, rule := range np.Ingress {
+		if len(rule.From) == 0 {
+			t.Errorf("NetworkPolicy ingress rule %d admits every source", i)
+		}
+		for _, from := range rule.From {
+			if from.IPBlock != nil || from.PodSelector == nil || len(from.PodSelector.MatchLabels) == 0 ||
+				from.NamespaceSelector == nil || len(from.NamespaceSelector.MatchLabels) == 0 {
+				t.Errorf("NetworkPolicy ingress rule %d: each source wants a namespaceSelector and a podSelector with labels, got %+v", i, from)
+			}
+		}
+		if len(rule.Ports) == 0 {
+			t.Errorf("NetworkPolicy ingress rule %d admits every port", i)
+		}
+		for _, p := range rule.Ports {
+			if resolve(p.Port) != c.Ports[0].ContainerPort {
+				t.Errorf("NetworkPolicy ingress rule %d port %v is not authd's port", i, p.Port)
+			}
+		}
+	}
+
 	// kubectl apply -k applies everything but the example Secret.
 	k := one(t, objs, "Kustomization")
 	for _, r := range k.Resources {
@@ -1258,7 +1333,7 @@ func TestKubernetes(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	for _, want := range []string{"deployment.yaml", "service.yaml", "pdb.yaml"} {
+	for _, want := range []string{"deployment.yaml", "service.yaml", "pdb.yaml", "networkpolicy.yaml"} {
 		if !slices.Contains(k.Resources, want) {
 			t.Errorf("kustomization.yaml does not list %s", want)
 		}

@@ -9,7 +9,8 @@
 # access tokens, one with the default per-IP login limit, and one behind
 # nginx that trusts it as its proxy), waits until they answer /readyz, starts
 # nginx in front of the third and of the stand-in homeserver that
-# tests/proxy.test.mjs serves, runs `node --test` in e2e/ and stops nginx and
+# tests/proxy.test.mjs serves, a fourth authd behind a second nginx and
+# Caddy (deploy/caddy/Caddyfile) for tests/hardening.test.mjs, runs `node --test` in e2e/ and stops nginx and
 # authd whatever happens. tests/replicas.test.mjs starts a Redis server and
 # three more authd replicas on the same database itself. Logs go to a
 # temporary directory; authd's, Redis's and nginx's are printed when anything
@@ -25,6 +26,8 @@ root=$(dirname "$e2e")
 authd=${AUTHD_E2E_BIN:-$root/bin/authd}
 nginx=${AUTHD_E2E_NGINX:-/usr/sbin/nginx}
 redis=${AUTHD_E2E_REDIS_SERVER:-/usr/bin/redis-server}
+caddy=${AUTHD_E2E_CADDY:-/usr/bin/caddy}
+python3=${AUTHD_E2E_PYTHON3:-/usr/bin/python3}
 
 # The outer run: check prerequisites, build, then start over inside a
 # throwaway Postgres cluster, which pg_virtualenv removes when we return.
@@ -35,6 +38,8 @@ if [ -z "${AUTHD_E2E_INSIDE_PG:-}" ]; then
 	[ -x /usr/bin/chromium ] || { echo "e2e: needs /usr/bin/chromium: apt-get install chromium" >&2; exit 1; }
 	[ -x "$nginx" ] || { echo "e2e: needs $nginx: apt-get install nginx" >&2; exit 1; }
 	[ -x "$redis" ] || { echo "e2e: needs $redis: apt-get install redis-server" >&2; exit 1; }
+	[ -x "$caddy" ] || { echo "e2e: needs $caddy: apt-get install caddy" >&2; exit 1; }
+	[ -x "$python3" ] || { echo "e2e: needs $python3: apt-get install python3" >&2; exit 1; }
 	if [ -z "${AUTHD_E2E_BIN:-}" ]; then
 		make -C "$root" --no-print-directory build
 	fi
@@ -52,7 +57,7 @@ pids=()
 failed=1
 
 print_logs() {
-	for f in "$logs"/authd-*.log "$logs"/redis.log "$logs"/nginx-replicas/error.log "$logs"/nginx/error.log "$logs"/nginx/access.log; do
+	for f in "$logs"/authd-*.log "$logs"/redis.log "$logs"/nginx-replicas/error.log "$logs"/nginx/error.log "$logs"/nginx/access.log "$logs"/nginx-hardened/error.log "$logs"/nginx-hardened/access.log "$logs"/caddy/caddy.log "$logs"/homeserver-*.log; do
 		[ -e "$f" ] || continue
 		printf '\n==> %s\n' "$f" >&2
 		cat "$f" >&2
@@ -142,25 +147,27 @@ start_authd ratelimited AUTHD_RATELIMIT=on
 export AUTHD_E2E_LIMITED_BASEURL=$url
 export AUTHD_E2E_SERVER_NAME=$AUTHD_SERVER_NAME
 
-# start_nginx PORT AUTHD HOMESERVER: nginx on 127.0.0.1:PORT with
+# start_nginx PORT AUTHD HOMESERVER [NAME]: nginx on 127.0.0.1:PORT with
 # deploy/nginx/authd.conf as shipped, except for its listen lines (one,
-# on PORT) and its access log (in $logs/nginx), inside an nginx.conf of its
-# own that defines the upstreams `authd` and `homeserver` (host:port each).
-# nginx runs in the foreground with its prefix, pid, temporary files and logs
-# in $logs/nginx, and is stopped with the authd instances.
+# on PORT) and its log paths (in $logs/NAME, default nginx; the levels as
+# shipped), inside an nginx.conf of its own that defines the upstreams
+# `authd` and `homeserver` (host:port each). nginx runs in the foreground
+# with its prefix, pid, temporary files and logs in $logs/NAME, and is
+# stopped with the authd instances.
 start_nginx() {
-	local port=$1 dir=$logs/nginx shipped=$root/deploy/nginx/authd.conf pid try
+	local port=$1 dir=$logs/${4:-nginx} shipped=$root/deploy/nginx/authd.conf pid try
 	mkdir -p "$dir/tmp"
 	# nginx's workers (nobody, when run as root) write temporary files here.
 	chmod 755 "$logs" "$dir" "$dir/tmp"
-	awk -v listen="listen 127.0.0.1:$port;" -v access_log="access_log $dir/access.log authd_redacted;" '
+	awk -v listen="listen 127.0.0.1:$port;" -v access_log="access_log $dir/access.log authd_redacted;" -v error_log="error_log $dir/error.log" '
 		/^[ \t]*listen[ \t]/ { if (!done) { sub(/listen[^;]*;/, listen); print; done = 1 }; next }
 		/^[ \t]*access_log[ \t]/ { sub(/access_log[^;]*;/, access_log); print; next }
+		/^[ \t]*error_log[ \t]/ { sub(/error_log[ \t]+[^ \t;]+/, error_log); print; next }
 		{ print }' "$shipped" >"$dir/authd.conf"
-	if ! diff <(grep -Ev '^[[:space:]]*(listen|access_log)[[:space:]]' "$shipped") \
-		<(grep -Ev '^[[:space:]]*(listen|access_log)[[:space:]]' "$dir/authd.conf") >&2 ||
+	if ! diff <(grep -Ev '^[[:space:]]*(listen|access_log)[[:space:]]' "$shipped" | sed -E 's/error_log[[:space:]]+[^[:space:];]+/error_log PATH/') \
+		<(grep -Ev '^[[:space:]]*(listen|access_log)[[:space:]]' "$dir/authd.conf" | sed -E 's/error_log[[:space:]]+[^[:space:];]+/error_log PATH/') >&2 ||
 		[ "$(grep -Ec '^[[:space:]]*listen[[:space:]]' "$dir/authd.conf")" != 1 ]; then
-		echo "e2e: rendering $shipped changed more than its listen and access_log lines" >&2
+		echo "e2e: rendering $shipped changed more than its listen lines and log paths" >&2
 		return 1
 	fi
 	cat >"$dir/nginx.conf" <<-EOF
@@ -188,16 +195,45 @@ start_nginx() {
 	"$nginx" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' >>"$dir/error.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
+	wait_listening nginx "$pid" "$port"
+}
+
+# wait_listening NAME PID PORT: waits up to 10 s until PID listens on PORT.
+wait_listening() {
+	local try
 	for try in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || { echo "e2e: nginx exited (port $port taken?)" >&2; return 1; }
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			echo "e2e: nginx ready at http://127.0.0.1:$port"
+		kill -0 "$2" 2>/dev/null || { echo "e2e: $1 exited (port $3 taken?)" >&2; return 1; }
+		if (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null; then
+			echo "e2e: $1 ready at http://127.0.0.1:$3"
 			return 0
 		fi
 		sleep 0.1
 	done
-	echo "e2e: nginx not listening on $port after 10 s" >&2
+	echo "e2e: $1 not listening on $3 after 10 s" >&2
 	return 1
+}
+
+# start_caddy PORT AUTHD HOMESERVER: Caddy on 127.0.0.1:PORT with
+# deploy/caddy/Caddyfile as shipped, except for its admin line (off, so
+# that parallel runs do not share an admin port); the site address and the
+# upstreams come from the environment variables it reads (no TLS: an http://
+# site). Its data, configuration and logs (stderr, where the shipped
+# Caddyfile writes them) are in $logs/caddy.
+start_caddy() {
+	local port=$1 dir=$logs/caddy shipped=$root/deploy/caddy/Caddyfile pid
+	mkdir -p "$dir"
+	sed -E 's/^([[:space:]]*)admin[[:space:]].*$/\1admin off/' "$shipped" >"$dir/Caddyfile"
+	if ! diff <(grep -Ev '^[[:space:]]*admin[[:space:]]' "$shipped") <(grep -Ev '^[[:space:]]*admin[[:space:]]' "$dir/Caddyfile") >&2 ||
+		[ "$(grep -Ec '^[[:space:]]*admin off$' "$dir/Caddyfile")" != 1 ]; then
+		echo "e2e: rendering $shipped changed more than its admin line" >&2
+		return 1
+	fi
+	env AUTHD_SITE="http://127.0.0.1:$port" AUTHD_UPSTREAM="$2" HOMESERVER_UPSTREAM="$3" \
+		HOME="$dir" XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config" \
+		"$caddy" run --adapter caddyfile --config "$dir/Caddyfile" >"$dir/caddy.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	wait_listening caddy "$pid" "$port"
 }
 
 # The authd behind nginx: per-IP login limit on, nginx's address trusted to
@@ -222,6 +258,23 @@ start_nginx "$proxy_port" "127.0.0.1:$port" "127.0.0.1:$homeserver_port"
 export AUTHD_E2E_PROXY_BASEURL=$proxy_url
 export AUTHD_E2E_HOMESERVER_PORT=$homeserver_port
 export AUTHD_E2E_NGINX_ACCESS_LOG=$logs/nginx/access.log
+
+# tests/hardening.test.mjs: the audit's reproductions through nginx and
+# Caddy, each with the shipped config, in front of one more authd (per-IP
+# budget of 3 failed token checks a minute; the proxies' 127.0.0.1 trusted)
+# and of a WSGI stand-in homeserver each, which the test starts on the given
+# port with $python3.
+start_authd hardened AUTHD_RATELIMIT=on AUTHD_RATELIMIT_TOKEN_FAILURES=3/1m "${trusted[@]}"
+hardened_authd=127.0.0.1:$port
+export AUTHD_E2E_HARDENED_BASEURL=$url
+hardened_nginx_port=$(free_port)
+hardened_nginx_hs=$(free_port)
+start_nginx "$hardened_nginx_port" "$hardened_authd" "127.0.0.1:$hardened_nginx_hs" nginx-hardened
+hardened_caddy_port=$(free_port)
+hardened_caddy_hs=$(free_port)
+start_caddy "$hardened_caddy_port" "$hardened_authd" "127.0.0.1:$hardened_caddy_hs"
+export AUTHD_E2E_HARDENED_PROXIES="nginx http://127.0.0.1:$hardened_nginx_port $hardened_nginx_hs $logs/nginx-hardened;caddy http://127.0.0.1:$hardened_caddy_port $hardened_caddy_hs $logs/caddy"
+export AUTHD_E2E_PYTHON3=$python3
 
 # tests/replicas.test.mjs starts its own Redis and three replicas on this
 # database with this binary, logging into $logs.

@@ -211,6 +211,9 @@ export class Nginx {
                     listened = true;
                     return [line.replace(/listen[^;]*;/, `listen 127.0.0.1:${n.port};`)];
                 }
+                if (/^\s*error_log\s/.test(line)) {
+                    return [line.replace(/error_log\s+[^\s;]+/, `error_log ${dir}/error.log`)];
+                }
                 if (/^\s*access_log\s/.test(line)) {
                     return [line.replace(/access_log[^;]*;/, `access_log ${dir}/access.log authd_redacted;`)];
                 }
