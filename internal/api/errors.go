@@ -66,15 +66,21 @@ type errorBody struct {
 }
 
 // writeError sends err as a Matrix error. A *Error goes out as it is; a
-// cancelled request gets nothing (nobody is listening); a timeout or an
-// unavailable database is 503, anything else 500, each logged with its
-// detail and answered with a fixed message that reveals none of it.
+// cancelled request, a timeout or an unavailable database is 503, anything
+// else 500, each logged with its detail and answered with a fixed message
+// that reveals none of it. A response is always written: a handler that
+// wrote nothing would answer 200, which a forward-auth proxy reads as
+// "allow". A cancelled request gets an explicit 503 rather than an aborted
+// connection, so that a client that half-closed its side, and every
+// middleware that records the status, still sees a refusal.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
 	switch {
 	case errors.As(err, &e):
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		return
+		// The client hung up: usually nobody reads this answer, and
+		// there is nothing to log beyond the request line.
+		e = errUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "request timed out", slog.String("route", routePattern(r)), slog.Any("err", err))
 		e = errUnavailable
