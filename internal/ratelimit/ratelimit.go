@@ -97,8 +97,7 @@ type Memory struct {
 	now     func() time.Time
 	maxKeys int
 	// every and tau (the burst times every, capped) are the rule in
-	// nanoseconds; times are nanoseconds since epoch, the clock's time at
-	// NewMemory, so that a real clock's monotonic reading is used.
+	// nanoseconds; times are nanoseconds since epoch (limiterEpoch).
 	every, tau int64
 	epoch      time.Time
 
@@ -136,7 +135,7 @@ func NewMemory(rule Rule, maxKeys int, now func() time.Time) *Memory {
 		if int64(rule.Burst) < m.tau/m.every {
 			m.tau = int64(rule.Burst) * m.every
 		}
-		m.epoch = now()
+		m.epoch = limiterEpoch
 	}
 	return m
 }
@@ -213,6 +212,13 @@ func (m *Memory) Undo(_ context.Context, key string) error {
 // make room for other keys with every slot taken by a bucket in debt (see
 // Memory). Each such drop let a key act sooner than its rule allows.
 func (m *Memory) Forgiven() uint64 { return m.forgiven.Load() }
+
+// limiterEpoch is the time bucket times count from: the process's start,
+// read with a monotonic clock reading, so that time.Now's differences from
+// it are monotonic. (It is not the clock's first reading: a limiter may be
+// made before a test's clock is set.) A test clock of another year is fine:
+// int64 nanoseconds span 292 years either way.
+var limiterEpoch = time.Now()
 
 // clock returns now in nanoseconds since m.epoch.
 func (m *Memory) clock() int64 { return int64(m.now().Sub(m.epoch)) }
