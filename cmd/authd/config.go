@@ -73,7 +73,8 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		{"AUTHD_BCRYPT_COST", "12", "bcrypt cost of new password hashes (4-31)"},
 		{"AUTHD_RATELIMIT", "on", "all rate limits (on|off); off overrides the rules below"},
 		{"AUTHD_RATELIMIT_LOGIN_IP", "10/5s", "login attempts per client IP: BURST/PERIOD (one more each PERIOD) or off"},
-		{"AUTHD_RATELIMIT_LOGIN_FAILED", "5/1m", "failed logins per account: BURST/PERIOD or off"},
+		{"AUTHD_RATELIMIT_LOGIN_FAILED", "5/1m", "failed logins per identifier (user ID, email, phone), or per account on a known network: BURST/PERIOD or off"},
+		{"AUTHD_LOGIN_KNOWN_NETWORK_TTL", "720h", "how long an IP (IPv6: its /64) a user logged in from stays known, with a failed-login budget of its own (0: no known networks)"},
 		{"AUTHD_RATELIMIT_LOGIN_SUCCESS", "10/20s", "successful logins per account: BURST/PERIOD or off"},
 		{"AUTHD_RATELIMIT_REFRESH_IP", "30/2s", "token refreshes per client IP: BURST/PERIOD or off"},
 		{"AUTHD_RATELIMIT_BACKEND", "memory", "where rate-limit state lives: memory (this process) or redis (shared by every replica, AUTHD_REDIS_URL)"},
@@ -209,6 +210,16 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			}
 			c.Limits.HashConcurrency = n
 		}
+		if v, ok := get("AUTHD_LOGIN_KNOWN_NETWORK_TTL"); ok {
+			d, err := time.ParseDuration(v)
+			if v == "0" || v == "off" {
+				d, err = 0, nil
+			}
+			if err != nil || d < 0 {
+				errs = append(errs, fmt.Errorf("AUTHD_LOGIN_KNOWN_NETWORK_TTL: %q is not a duration such as 720h, or 0", v))
+			}
+			c.Limits.KnownNetworkTTL = d
+		}
 		if v, ok := get("AUTHD_HASH_QUEUE_TIMEOUT"); ok {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
@@ -322,6 +333,9 @@ type limits struct {
 	TrustedProxies    []netip.Prefix
 	HashConcurrency   int
 	HashQueueTimeout  time.Duration
+	// KnownNetworkTTL is how long a network a user logged in from keeps a
+	// failed-login budget of its own; zero: never.
+	KnownNetworkTTL time.Duration
 }
 
 // parseTrustedProxies reads a comma-separated list of CIDRs or single

@@ -30,7 +30,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	validate := cfg.flags(fs, env.getenv, "AUTHD_SERVER_NAME", "AUTHD_LISTEN", "AUTHD_DATABASE_URL",
 		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER",
 		"AUTHD_RATELIMIT", "AUTHD_RATELIMIT_LOGIN_IP", "AUTHD_RATELIMIT_LOGIN_FAILED", "AUTHD_RATELIMIT_LOGIN_SUCCESS",
-		"AUTHD_RATELIMIT_REFRESH_IP", "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_HASH_CONCURRENCY", "AUTHD_HASH_QUEUE_TIMEOUT", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
+		"AUTHD_RATELIMIT_REFRESH_IP", "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_HASH_CONCURRENCY", "AUTHD_HASH_QUEUE_TIMEOUT", "AUTHD_LOGIN_KNOWN_NETWORK_TTL", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
 		"AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL",
 		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL", "AUTHD_METRICS_LISTEN", "AUTHD_DB_TIMEOUT",
 		"AUTHD_TOKEN_CACHE_TTL", "AUTHD_SHUTDOWN_DELAY")
@@ -118,6 +118,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	deps.HashConcurrency, restoreProcs = reserveProc(cfg.Limits.HashConcurrency)
 	defer restoreProcs()
 	deps.HashQueueTimeout = cfg.Limits.HashQueueTimeout
+	deps.KnownNetworkTTL = cfg.Limits.KnownNetworkTTL
 	deps.LoginIPLimiter, deps.LoginFailedLimiter = limits.loginIP, limits.loginFailed
 	deps.LoginSuccessLimiter, deps.RefreshIPLimiter = limits.loginSuccess, limits.refreshIP
 	var handler swapHandler
@@ -182,6 +183,9 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		}
 		db.set(st)
 		deps.Store = st
+		if err := surveyPasswordCosts(runCtx, st, hasher, log); err != nil {
+			return err
+		}
 		if l, ok := st.(store.RevocationListener); ok && cache != nil {
 			cache.Suspend()
 			hasFeed.Store(true)
@@ -246,4 +250,25 @@ func databaseKindName(u string) string {
 		return "postgres"
 	}
 	return "sqlite:" + path
+}
+
+// surveyPasswordCosts tells the hasher every bcrypt cost stored hashes have,
+// so that an unknown user costs what the most expensive account costs (see
+// password.Hasher), and makes the dummy hashes that takes.
+func surveyPasswordCosts(ctx context.Context, st store.UserStore, hasher *password.Hasher, log *slog.Logger) error {
+	prefixes, err := st.FindPasswordHashPrefixes(ctx)
+	if err != nil {
+		return fmt.Errorf("survey password hash costs: %w", err)
+	}
+	for _, p := range prefixes {
+		if cost, ok := password.StoredCost(p); ok {
+			hasher.NoteStoredCost(cost)
+		}
+	}
+	if w := hasher.WorkCost(); w != hasher.Cost() {
+		log.Warn("stored password hashes have a higher bcrypt cost than AUTHD_BCRYPT_COST: every login costs that much until their users log in again",
+			slog.Int("work_cost", w), slog.Int("bcrypt_cost", hasher.Cost()))
+	}
+	hasher.Warm()
+	return nil
 }

@@ -46,13 +46,20 @@ type Deps struct {
 	// LoginIPLimiter limits login attempts per client IP (IPv6 by /64);
 	// nil disables it. The limiters run in this order, before any hashing.
 	LoginIPLimiter ratelimit.Limiter
-	// LoginFailedLimiter limits failed logins per account (whatever
-	// identifier named it, and whether or not it exists). An attempt
+	// LoginFailedLimiter limits failed logins per identifier as named
+	// (whether or not it names an account), or per account and network
+	// for a client on a known network (see KnownNetworkTTL). An attempt
 	// consumes one action before the password is checked; a successful
 	// one gives it back. nil disables it.
 	LoginFailedLimiter ratelimit.Limiter
-	// LoginSuccessLimiter limits successful logins per account; nil
-	// disables it.
+	// KnownNetworkTTL is how long a network (an IP address, or an IPv6
+	// /64) that a user logged in from successfully stays known: failed
+	// logins from it are counted on a budget of that account and network
+	// alone, so failures from elsewhere cannot lock the owner out. Zero
+	// turns known networks off.
+	KnownNetworkTTL time.Duration
+	// LoginSuccessLimiter limits successful logins per account, checked
+	// once the password is known to be right; nil disables it.
 	LoginSuccessLimiter ratelimit.Limiter
 	// RefreshIPLimiter limits /refresh and /tokenrefresh per client IP;
 	// nil disables it.

@@ -3,9 +3,11 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,8 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/authd/authd/internal/api"
+	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/ratelimit"
+	"github.com/authd/authd/internal/store"
 )
 
 // The attack suite: each test plays one attack against the real router on
@@ -108,8 +114,9 @@ func TestAttack_GuessingFromOneIP(t *testing.T) {
 }
 
 // 2. Password spraying at one account from 200 addresses behind a trusted
-// proxy, all at once: only the account's failed-attempt burst reaches
-// bcrypt, however the requests interleave.
+// proxy, all at once, by its user ID and by its email: only the
+// failed-attempt burst of each identifier reaches bcrypt, however the
+// requests interleave.
 func TestAttack_SprayOneAccountFromManyIPs(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
 		var h *harness
@@ -131,8 +138,7 @@ func TestAttack_SprayOneAccountFromManyIPs(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				// Half name the account by user ID, half by its email: both
-				// count against the same account.
+				// Half name the account by user ID, half by its email.
 				body := `{"type":"m.login.password","user":"ALICE","password":"wrong` + strconv.Itoa(i) + `"}`
 				if i%2 == 1 {
 					body = `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"alice@example.org"},"password":"wrong"}`
@@ -153,11 +159,13 @@ func TestAttack_SprayOneAccountFromManyIPs(t *testing.T) {
 		for _, s := range statuses {
 			counts[s]++
 		}
-		if c := compares.count(); c > 5 {
-			t.Fatalf("%d guesses reached bcrypt, want at most the account burst of 5 (statuses %v)", c, counts)
+		// Failures count per identifier as named: the user ID and the
+		// email each get the burst of 5.
+		if c := compares.count(); c > 10 {
+			t.Fatalf("%d guesses reached bcrypt, want at most the burst of 5 for each of 2 identifiers (statuses %v)", c, counts)
 		}
-		if counts[403]+counts[429] != n || counts[429] < n-5 {
-			t.Fatalf("statuses %v, want at most 5 403s and the rest 429", counts)
+		if counts[403]+counts[429] != n || counts[429] < n-10 {
+			t.Fatalf("statuses %v, want at most 10 403s and the rest 429", counts)
 		}
 	})
 }
@@ -186,37 +194,107 @@ func TestAttack_ForgedForwardedFor(t *testing.T) {
 	})
 }
 
-// 4. Unknown user and wrong password cost the same bcrypt work: one
-// comparison at the configured cost each.
-func TestAttack_TimingSameWork(t *testing.T) {
-	forEachStore(t, func(t *testing.T, st testStore) {
-		h := newHarness(t, st)
-		compares := countCompares(h)
-		h.addUser("@alice:example.org", "pw", "alice@example.org")
-		h.addUser("@gone:example.org", "pw")
-		if err := st.DeactivateUser(context.Background(), "@gone:example.org", h.clock.t); err != nil {
+// bcryptWork sums the work of bcrypt comparisons at the given costs, in
+// key-expansion rounds: 2^cost each.
+func bcryptWork(costs []int) int {
+	total := 0
+	for _, c := range costs {
+		total += 1 << c
+	}
+	return total
+}
+
+// hashAt is the stored hash of pw made at another bcrypt cost than the
+// harness's: authd's format, or plain bcrypt as imported from Synapse.
+func hashAt(t *testing.T, cost int, pw string, plain bool) string {
+	t.Helper()
+	if plain {
+		b, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+		if err != nil {
 			t.Fatal(err)
 		}
-		cases := map[string]string{
-			"WrongPassword":       `{"type":"m.login.password","user":"alice","password":"nope"}`,
-			"UnknownUser":         `{"type":"m.login.password","user":"mallory","password":"nope"}`,
-			"ForeignServer":       `{"type":"m.login.password","user":"@alice:elsewhere.org","password":"nope"}`,
-			"UnknownEmail":        `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"x@example.org"},"password":"nope"}`,
-			"KnownEmailWrongPW":   `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"alice@example.org"},"password":"nope"}`,
-			"Phone":               `{"type":"m.login.password","identifier":{"type":"m.id.phone","country":"GB","phone":"0770"},"password":"nope"}`,
-			"DeactivatedWrongPW":  `{"type":"m.login.password","user":"gone","password":"nope"}`,
-			"PasswordOver1KiB":    `{"type":"m.login.password","user":"alice","password":"` + strings.Repeat("p", 1025) + `"}`,
-			"UserIDOver255Bytes":  `{"type":"m.login.password","user":"` + strings.Repeat("u", 300) + `","password":"nope"}`,
-			"RightPassword":       `{"type":"m.login.password","user":"alice","password":"pw"}`,
-			"DeactivatedRightPW":  `{"type":"m.login.password","user":"gone","password":"pw"}`,
-			"LegacyUserUppercase": `{"type":"m.login.password","user":"ALICE","password":"nope"}`,
-		}
-		for name, body := range cases {
-			compares.reset()
-			h.do("POST", "/_matrix/client/v3/login", body)
-			if costs := compares.reset(); len(costs) != 1 || costs[0] != h.hasher.Cost() {
-				t.Fatalf("%s: bcrypt comparisons at costs %v, want exactly one at cost %d", name, costs, h.hasher.Cost())
+		return string(b)
+	}
+	other, err := password.NewHasher(cost, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := other.Hash(pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hash
+}
+
+// 4. Unknown user, deactivated user and wrong password cost the same
+// bcrypt work, whatever cost each account's stored hash has: the
+// configured cost is the lowest here, and hashes at two higher costs (one
+// authd's, one imported plain bcrypt) sit beside it. The hasher is told
+// the store's costs as serve tells it at start.
+func TestAttack_TimingSameWork(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		ctx := context.Background()
+		h := newHarness(t, st)
+		compares := countCompares(h)
+		configured := h.hasher.Cost()
+		h.addUser("@alice:example.org", "pw", "alice@example.org")
+		for id, hash := range map[string]string{
+			"@legacy:example.org":   hashAt(t, configured+1, "pw", false),
+			"@imported:example.org": hashAt(t, configured+2, "pw", true),
+			"@gone:example.org":     hashAt(t, configured+2, "pw", false),
+		} {
+			if err := st.CreateUser(ctx, store.User{ID: id, PasswordHash: hash, CreatedAt: h.clock.t}); err != nil {
+				t.Fatal(err)
 			}
+		}
+		if err := st.DeactivateUser(ctx, "@gone:example.org", h.clock.t); err != nil {
+			t.Fatal(err)
+		}
+		prefixes, err := st.FindPasswordHashPrefixes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range prefixes {
+			if c, ok := password.StoredCost(p); ok {
+				h.hasher.NoteStoredCost(c)
+			}
+		}
+		want := 1 << (configured + 2)
+		cases := map[string]string{
+			"WrongPassword":        `{"type":"m.login.password","user":"alice","password":"nope"}`,
+			"WrongPasswordCost+1":  `{"type":"m.login.password","user":"legacy","password":"nope"}`,
+			"WrongPasswordPlain+2": `{"type":"m.login.password","user":"imported","password":"nope"}`,
+			"UnknownUser":          `{"type":"m.login.password","user":"mallory","password":"nope"}`,
+			"ForeignServer":        `{"type":"m.login.password","user":"@alice:elsewhere.org","password":"nope"}`,
+			"UnknownEmail":         `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"x@example.org"},"password":"nope"}`,
+			"KnownEmailWrongPW":    `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"alice@example.org"},"password":"nope"}`,
+			"Phone":                `{"type":"m.login.password","identifier":{"type":"m.id.phone","country":"GB","phone":"0770"},"password":"nope"}`,
+			"DeactivatedWrongPW":   `{"type":"m.login.password","user":"gone","password":"nope"}`,
+			"PasswordOver1KiB":     `{"type":"m.login.password","user":"alice","password":"` + strings.Repeat("p", 1025) + `"}`,
+			"PlainOver72Bytes":     `{"type":"m.login.password","user":"imported","password":"` + strings.Repeat("p", 73) + `"}`,
+			"UserIDOver255Bytes":   `{"type":"m.login.password","user":"` + strings.Repeat("u", 300) + `","password":"nope"}`,
+			"DeactivatedRightPW":   `{"type":"m.login.password","user":"gone","password":"pw"}`,
+			"LegacyUserUppercase":  `{"type":"m.login.password","user":"ALICE","password":"nope"}`,
+			"RightPassword":        `{"type":"m.login.password","user":"alice","password":"pw"}`,
+			// Last: a right password rehashes at the configured cost.
+			"RightPasswordCost+1": `{"type":"m.login.password","user":"legacy","password":"pw"}`,
+		}
+		names := slices.Sorted(maps.Keys(cases))
+		names = append(slices.DeleteFunc(names, func(n string) bool { return n == "RightPasswordCost+1" }), "RightPasswordCost+1")
+		for _, name := range names {
+			compares.reset()
+			h.do("POST", "/_matrix/client/v3/login", cases[name])
+			if costs := compares.reset(); bcryptWork(costs) != want {
+				t.Fatalf("%s: bcrypt comparisons at costs %v, work %d; want %d, one comparison's at cost %d", name, costs, bcryptWork(costs), want, configured+2)
+			}
+		}
+		// The right password upgraded legacy's hash to the configured cost.
+		u, err := st.FindUserByLogin(ctx, "@legacy:example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, ok := password.StoredCost(u.PasswordHash); !ok || c != configured {
+			t.Fatalf("legacy's hash after a right password has cost %d, want %d", c, configured)
 		}
 	})
 }
@@ -411,7 +489,7 @@ func (k *keyRecorder) Undo(ctx context.Context, key string) error {
 }
 
 // 8. Identifiers as long as the body allows, sprayed from many addresses:
-// the per-account limiters, which bound how many keys they hold but not
+// the per-identifier and per-account limiters, which bound how many keys they hold but not
 // their size, get keys of a bounded length, and one long identifier is
 // still limited as one account.
 func TestAttack_LongIdentifiersBoundedKeys(t *testing.T) {
@@ -449,5 +527,162 @@ func TestAttack_LongIdentifiersBoundedKeys(t *testing.T) {
 				t.Fatalf("%s: limiter keys of %d and %d bytes for 60 kB identifiers", name, failed.longest, success.longest)
 			}
 		}
+	})
+}
+
+// loginFrom posts a login body from addr, through the trusted proxy on
+// loopback that the harness's X-Forwarded-For comes from.
+func (h *harness) loginFrom(addr, body string) response {
+	h.t.Helper()
+	return h.do("POST", "/_matrix/client/v3/login", body, "Remote-Addr: 127.0.0.1:4000", "X-Forwarded-For: "+addr)
+}
+
+func userLogin(user, pw string) string {
+	return `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"` + user + `"},"password":"` + pw + `"}`
+}
+
+func emailLogin(addr, pw string) string {
+	return `{"type":"m.login.password","identifier":{"type":"m.id.thirdparty","medium":"email","address":"` + addr + `"},"password":"` + pw + `"}`
+}
+
+// statusOf names a response for comparing sequences: the status and
+// errcode.
+func statusOf(r response) string { return strconv.Itoa(r.status) + " " + r.str("errcode") }
+
+// 9. Linking an email address to its account through 429s: spend the
+// address's failed-login burst, then probe user IDs. The account that owns
+// the address answers exactly like one that does not (and like a user
+// that does not exist), and its owner still logs in by user ID; the
+// address itself stays limited.
+func TestAttack_FailedLoginsDoNotLinkIdentifiers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		var h *harness
+		h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
+			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			d.KnownNetworkTTL = 30 * 24 * time.Hour
+		})
+		h.addUser("@alice:example.org", "pw", "alice@example.org")
+		h.addUser("@carol:example.org", "pw")
+		ip := 0
+		next := func() string { ip++; return fmt.Sprintf("198.18.%d.%d", ip/250, ip%250+1) }
+
+		// Five wrong passwords on the address, each from a new address: the
+		// sixth is refused, for the address.
+		for i := range 5 {
+			wantError(t, h.loginFrom(next(), emailLogin("alice@example.org", "wrong"+strconv.Itoa(i))), 403, "M_FORBIDDEN")
+		}
+		wantRateLimited(t, h.loginFrom(next(), emailLogin("alice@example.org", "pw")))
+
+		// Probing the candidates: the owner (alice), another account
+		// (carol) and nobody (zed) answer alike, wrong password after
+		// wrong password, until each one's own burst is spent.
+		probe := func(user string) []string {
+			var seq []string
+			for range 6 {
+				seq = append(seq, statusOf(h.loginFrom(next(), userLogin(user, "wrong"))))
+			}
+			return seq
+		}
+		alice, carol, zed := probe("alice"), probe("carol"), probe("zed")
+		want := []string{"403 M_FORBIDDEN", "403 M_FORBIDDEN", "403 M_FORBIDDEN", "403 M_FORBIDDEN", "403 M_FORBIDDEN", "429 M_LIMIT_EXCEEDED"}
+		for name, seq := range map[string][]string{"alice (owner)": alice, "carol (other account)": carol, "zed (no account)": zed} {
+			if !slices.Equal(seq, want) {
+				t.Errorf("%s answered %v, want %v: the address's failures must not show on any user ID", name, seq, want)
+			}
+		}
+
+		// A minute later each identifier has one attempt back. The owner
+		// logs in by user ID; the address, spent again, stays refused.
+		h.clock.t = h.clock.t.Add(time.Minute)
+		wantOK(t, h.loginFrom(next(), userLogin("alice", "pw")))
+		wantError(t, h.loginFrom(next(), emailLogin("alice@example.org", "wrong")), 403, "M_FORBIDDEN")
+		wantRateLimited(t, h.loginFrom(next(), emailLogin("alice@example.org", "pw")))
+	})
+}
+
+// 10. A spray from 200 addresses at one account, by user ID and by email,
+// while its owner logs in from the address they logged in from before:
+// the owner is never refused, the spray gets the failed-login burst of
+// each identifier and no more (10 guesses in the first minute, 2 a minute
+// after), and a guesser inside the owner's network is bounded too.
+func TestAttack_OwnerFromKnownNetworkNotLockedOut(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		var h *harness
+		h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
+			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			d.KnownNetworkTTL = 30 * 24 * time.Hour
+		})
+		h.addUser("@alice:example.org", "pw", "alice@example.org")
+		const home = "2001:db8:aa:bb::10" // the owner's network: its /64
+		wantOK(t, h.loginFrom(home, userLogin("alice", "pw")))
+		compares := countCompares(h)
+
+		sprayed := 0
+		spray := func(rounds int) {
+			for i := range rounds {
+				addr := fmt.Sprintf("203.0.%d.%d", sprayed/250, sprayed%250+1)
+				sprayed++
+				body := userLogin("ALICE", "guess"+strconv.Itoa(i))
+				if i%2 == 1 {
+					body = emailLogin("alice@example.org", "guess"+strconv.Itoa(i))
+				}
+				if r := h.loginFrom(addr, body); r.status != 403 && r.status != 429 {
+					t.Fatalf("spray answered %d %s", r.status, r.raw)
+				}
+			}
+		}
+		spray(200)
+		if got := compares.count(); got != 10 {
+			t.Fatalf("the first minute's spray got %d guesses checked, want 10 (5 per identifier)", got)
+		}
+		// The owner, from another address of their /64, with the right
+		// password: let in, by user ID and by email.
+		compares.reset()
+		wantOK(t, h.loginFrom("2001:db8:aa:bb::99", userLogin("alice", "pw")))
+		wantOK(t, h.loginFrom(home, emailLogin("alice@example.org", "pw")))
+		// Ten more minutes of spraying: one guess per identifier a minute.
+		for range 10 {
+			h.clock.t = h.clock.t.Add(time.Minute)
+			spray(20)
+		}
+		if got := compares.count(); got != 2+20 {
+			t.Fatalf("ten more minutes of spray got %d guesses checked, want 20 (plus the owner's 2)", got)
+		}
+		wantOK(t, h.loginFrom(home, userLogin("alice", "pw")))
+
+		// A guesser inside the owner's network has that network's own
+		// burst, no more; the owner is locked out there only by failures
+		// from there.
+		compares.reset()
+		limited := 0
+		for i := range 20 {
+			r := h.loginFrom("2001:db8:aa:bb::666", userLogin("alice", "inside"+strconv.Itoa(i)))
+			if r.status == 429 {
+				limited++
+			}
+		}
+		if got := compares.count(); got != 5 || limited != 15 {
+			t.Fatalf("a guesser in the known network got %d guesses checked and %d refused, want 5 and 15", got, limited)
+		}
+		// A network never logged in from has no budget of its own: a user
+		// ID whose budget the spray spent stays refused there.
+		wantRateLimited(t, h.loginFrom("192.0.2.50", userLogin("alice", "pw")))
+	})
+}
+
+// 11. Known networks can be turned off: then every failure counts on the
+// identifier, and the spray locks the owner out everywhere.
+func TestAttack_KnownNetworksOff(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		var h *harness
+		h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
+			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		})
+		h.addUser("@alice:example.org", "pw")
+		wantOK(t, h.loginFrom("192.0.2.1", userLogin("alice", "pw")))
+		for i := range 5 {
+			wantError(t, h.loginFrom(fmt.Sprintf("203.0.113.%d", i+1), userLogin("alice", "wrong")), 403, "M_FORBIDDEN")
+		}
+		wantRateLimited(t, h.loginFrom("192.0.2.1", userLogin("alice", "pw")))
 	})
 }

@@ -60,12 +60,16 @@ func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
+// invalidIPKey is the key of a client whose address could not be read (a
+// peer that is not IP, or a trusted proxy that sent garbage).
+const invalidIPKey = "invalid"
+
 // ipKey is the rate-limit key of a client address: IPv6 is grouped by /64,
 // since one host usually holds a whole /64.
 func ipKey(ip netip.Addr) string {
 	switch {
 	case !ip.IsValid():
-		return "invalid"
+		return invalidIPKey
 	case ip.Is6():
 		return netip.PrefixFrom(ip, 64).Masked().String()
 	default:

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -135,13 +136,15 @@ func loginOutcome(err error) string {
 // errHashBusy sheds a login that found no hashing slot in time.
 var errHashBusy = errLimitExceeded(time.Second)
 
-// login runs POST /login. The rate limits come first, in DESIGN.md's order
-// and before any hashing: per client IP (before even parsing), then per
-// account on failed attempts, then per account on successes. Then the
-// password check waits for a hashing slot.
+// login runs POST /login. The rate limits come first and before any
+// hashing: per client IP (before even parsing), then failed attempts per
+// identifier (or per known network of the account, see failedLoginKey).
+// Then the password check waits for a hashing slot; only a login whose
+// password was right meets the limit on successful logins per account.
 func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, error) {
 	ctx := r.Context()
-	if err := a.limit(r, a.LoginIPLimiter, a.clientIPKey(r), ruleIP); err != nil {
+	network := a.clientIPKey(r)
+	if err := a.limit(r, a.LoginIPLimiter, network, ruleIP); err != nil {
 		return loginResponse{}, err
 	}
 	body, err := readJSONObject(w, r, false)
@@ -158,10 +161,11 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 		return loginResponse{}, err
 	}
 
-	// Attempts against unknown accounts are limited exactly like those
-	// against real ones, so the limits cannot be used to probe for users.
-	account := a.accountKey(req.who, u, found)
-	if err := a.limit(r, a.LoginFailedLimiter, account, ruleAccountFailed); err != nil {
+	failedKey, err := a.failedLoginKey(ctx, req.who, u, found, network)
+	if err != nil {
+		return loginResponse{}, err
+	}
+	if err := a.limit(r, a.LoginFailedLimiter, failedKey, ruleAccountFailed); err != nil {
 		return loginResponse{}, err
 	}
 	// From here on the failed-attempt action is spent; it is given back
@@ -169,21 +173,11 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 	refund := true
 	defer func() {
 		if refund && a.LoginFailedLimiter != nil {
-			if err := a.LoginFailedLimiter.Undo(ctx, account); err != nil {
+			if err := a.LoginFailedLimiter.Undo(ctx, failedKey); err != nil {
 				a.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter undo failed", slog.Any("err", err))
 			}
 		}
 	}()
-	if found && a.LoginSuccessLimiter != nil {
-		d, err := a.LoginSuccessLimiter.Peek(ctx, account)
-		if err != nil {
-			return loginResponse{}, err
-		}
-		if !d.Allowed {
-			a.Observer.RateLimited(ruleAccountSuccess)
-			return loginResponse{}, errLimitExceeded(d.RetryAfter)
-		}
-	}
 
 	wait, ok := a.gate.acquire(ctx)
 	a.Observer.HashWait(wait)
@@ -201,13 +195,17 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 	if err != nil {
 		return loginResponse{}, err
 	}
-	if a.LoginSuccessLimiter != nil {
-		// Peeked above; a race past the limit costs at most a few logins.
-		if _, err := a.LoginSuccessLimiter.Allow(ctx, account); err != nil {
-			return loginResponse{}, err
-		}
+	// Limited after the password check, like the deactivated answer: a 429
+	// here tells only someone who knows the password that the account is
+	// busy, so it can link no identifier to another.
+	if err := a.limit(r, a.LoginSuccessLimiter, limitKey(store.FoldUserID(u.ID)), ruleAccountSuccess); err != nil {
+		return loginResponse{}, err
 	}
-	return a.startSession(r, u, req)
+	resp, err := a.startSession(r, u, req)
+	if err == nil {
+		a.rememberNetwork(r, u.ID, network)
+	}
+	return resp, err
 }
 
 // limit consumes one action of key under l, and says 429 when l denies it.
@@ -227,36 +225,73 @@ func (a *api) limit(r *http.Request, l ratelimit.Limiter, key, rule string) erro
 	return nil
 }
 
-// maxAccountKey bounds the length of a per-account limit key. Limiters
-// bound the number of keys they hold, not their size: an identifier can
-// be as long as the 64 KiB body allows, and a spray of such logins from
-// many addresses would otherwise hold gigabytes in the in-process limiter,
-// or in Redis. No valid user ID (255 bytes) or email address is longer.
-const maxAccountKey = 320
+// maxLimitKey bounds the length of a rate-limit key. Limiters bound the
+// number of keys they hold, not their size: an identifier can be as long as
+// the 64 KiB body allows, and a spray of such logins from many addresses
+// would otherwise hold gigabytes in the in-process limiter, or in Redis. No
+// valid user ID (255 bytes) or email address is longer.
+const maxLimitKey = 320
 
-// accountKey is the key the per-account limits use: the account a login
-// resolved to, whatever identifier named it; for an unknown account, the
-// identifier itself (the folded user ID, or the third-party address), or
-// its SHA-256 when it is longer than any real one.
-func (a *api) accountKey(who loginIdentity, u store.User, found bool) string {
-	var key string
-	switch {
-	case found:
-		key = store.FoldUserID(u.ID)
-	case who.medium != "":
+// limitKey is key, or its SHA-256 when it is longer than maxLimitKey.
+func limitKey(key string) string {
+	if len(key) > maxLimitKey {
+		sum := sha256.Sum256([]byte(key))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key
+}
+
+// identifierKey is the failed-login key of an identifier as the client
+// named it: the folded user ID a localpart or user ID stands for, or the
+// canonical third-party address. It never depends on whether, or to which
+// account, the identifier resolves: were it the account's, failures spent
+// on an email address would make its owner's user ID answer 429, which
+// tells who owns the address (and that anyone does).
+func (a *api) identifierKey(who loginIdentity) string {
+	if who.medium != "" {
 		addr, err := store.CanonicalAddress(who.medium, who.address)
 		if err != nil {
 			addr = strings.ToLower(who.address)
 		}
-		key = "3pid:" + string(who.medium) + ":" + addr
+		return limitKey("3pid:" + string(who.medium) + ":" + addr)
+	}
+	return limitKey(store.FoldUserID(a.qualify(who.user)))
+}
+
+// failedLoginKey is the key failed logins are counted under. Normally the
+// identifier's (identifierKey): a guesser gets the failed-login burst per
+// identifier of an account (its user ID and each address), however many
+// addresses it sends from, and every identifier behaves alike whether or
+// not it names an account. But failures from elsewhere must not lock the
+// owner out: a client on a network the account logged in from successfully
+// within KnownNetworkTTL (the IP, or the /64 for IPv6) counts its failures
+// under that account and network instead, a budget nobody outside that
+// network can spend.
+func (a *api) failedLoginKey(ctx context.Context, who loginIdentity, u store.User, found bool, network string) (string, error) {
+	if !found || a.KnownNetworkTTL <= 0 || network == invalidIPKey {
+		return a.identifierKey(who), nil
+	}
+	err := a.Store.FindLoginNetwork(ctx, u.ID, network, a.Now().Add(-a.KnownNetworkTTL).UTC())
+	switch {
+	case err == nil:
+		return limitKey("known:" + network + ":" + store.FoldUserID(u.ID)), nil
+	case errors.Is(err, store.ErrNotFound):
+		return a.identifierKey(who), nil
 	default:
-		key = store.FoldUserID(a.qualify(who.user))
+		return "", err
 	}
-	if len(key) > maxAccountKey {
-		sum := sha256.Sum256([]byte(key))
-		key = "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// rememberNetwork records that the user logged in from network, which
+// makes it a known network (failedLoginKey). A failure is logged, not
+// fatal: the login succeeded.
+func (a *api) rememberNetwork(r *http.Request, userID, network string) {
+	if a.KnownNetworkTTL <= 0 || network == invalidIPKey {
+		return
 	}
-	return key
+	if err := a.Store.RecordLoginNetwork(r.Context(), userID, network, a.Now().UTC()); err != nil {
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "recording the login network failed", slog.String("user_id", userID), slog.Any("err", err))
+	}
 }
 
 // startSession creates or reuses the device and stores the new tokens.
