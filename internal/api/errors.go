@@ -34,20 +34,21 @@ var (
 
 // The error table: every Matrix error authd sends is built here.
 var (
-	errNotJSON      = &Error{Status: http.StatusBadRequest, Errcode: "M_NOT_JSON", Message: "Content not JSON."}
-	errNotObject    = &Error{Status: http.StatusBadRequest, Errcode: "M_BAD_JSON", Message: "Content must be a JSON object."}
-	errTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge, Errcode: "M_TOO_LARGE", Message: "Request body too large."}
-	errUnrecognized = &Error{Status: http.StatusNotFound, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
-	errMethod       = &Error{Status: http.StatusMethodNotAllowed, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
-	errForbidden    = &Error{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid username or password"}
-	errDeactivated  = &Error{Status: http.StatusForbidden, Errcode: "M_USER_DEACTIVATED", Message: "This account has been deactivated"}
-	errMissingToken = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Missing access token."}
-	errMixedToken   = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Mixing Authorization headers and access_token query parameters."}
-	errBadAuthz     = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Invalid Authorization header."}
-	errUnknownToken = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unrecognised access token.", SoftLogout: &softLogoutFalse}
-	errExpiredToken = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Access token has expired", SoftLogout: &softLogoutTrue}
-	errInternal     = &Error{Status: http.StatusInternalServerError, Errcode: "M_UNKNOWN", Message: "Internal server error"}
-	errUnavailable  = &Error{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "Service temporarily unavailable"}
+	errNotJSON         = &Error{Status: http.StatusBadRequest, Errcode: "M_NOT_JSON", Message: "Content not JSON."}
+	errNotObject       = &Error{Status: http.StatusBadRequest, Errcode: "M_BAD_JSON", Message: "Content must be a JSON object."}
+	errTooLarge        = &Error{Status: http.StatusRequestEntityTooLarge, Errcode: "M_TOO_LARGE", Message: "Request body too large."}
+	errUnrecognized    = &Error{Status: http.StatusNotFound, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
+	errMethod          = &Error{Status: http.StatusMethodNotAllowed, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
+	errForbidden       = &Error{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid username or password"}
+	errDeactivated     = &Error{Status: http.StatusForbidden, Errcode: "M_USER_DEACTIVATED", Message: "This account has been deactivated"}
+	errMissingToken    = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Missing access token."}
+	errMixedToken      = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Mixing Authorization headers and access_token query parameters."}
+	errEncodedTokenKey = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "The access_token query parameter's name must not be percent-encoded."}
+	errBadAuthz        = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Invalid Authorization header."}
+	errUnknownToken    = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unrecognised access token.", SoftLogout: &softLogoutFalse}
+	errExpiredToken    = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Access token has expired", SoftLogout: &softLogoutTrue}
+	errInternal        = &Error{Status: http.StatusInternalServerError, Errcode: "M_UNKNOWN", Message: "Internal server error"}
+	errUnavailable     = &Error{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "Service temporarily unavailable"}
 )
 
 func errBadParam(status int, errcode, message string) *Error {

@@ -19,6 +19,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status, b = http.StatusInternalServerError, []byte(`{"errcode":"M_UNKNOWN","error":"Internal server error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	// Every answer is for one client alone, and login and refresh carry
+	// tokens, which no cache may keep (RFC 6749 §5.1).
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(b)
 }

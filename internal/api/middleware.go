@@ -220,7 +220,35 @@ func tokenLogID(tok string) string {
 // header that is not "Bearer <token>" (scheme case-insensitive, RFC 7235)
 // is M_MISSING_TOKEN, as Synapse answers.
 func accessToken(r *http.Request) (string, error) {
-	return tokenFrom(r.Header.Values("Authorization"), r.URL.Query()["access_token"])
+	query, err := queryTokens(r.URL.RawQuery)
+	if err != nil {
+		return "", err
+	}
+	return tokenFrom(r.Header.Values("Authorization"), query)
+}
+
+// queryTokens returns the values of the access_token parameters of a raw
+// query. The key must be spelled literally: a key that only decodes to
+// access_token (access%5Ftoken) is refused, since the proxies' log
+// redaction, like any tool that greps for the parameter, would miss it.
+// A malformed pair is skipped, as url.ParseQuery skips it.
+func queryTokens(rawQuery string) ([]string, error) {
+	var tokens []string
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		key, value, _ := strings.Cut(pair, "=")
+		if key != "access_token" {
+			if decoded, err := url.QueryUnescape(key); err == nil && decoded == "access_token" {
+				return nil, errEncodedTokenKey
+			}
+			continue
+		}
+		v, err := url.QueryUnescape(value)
+		if err != nil {
+			continue
+		}
+		tokens = append(tokens, v)
+	}
+	return tokens, nil
 }
 
 // forwardedAccessToken is accessToken for a forward-auth request from a
@@ -230,15 +258,18 @@ func accessToken(r *http.Request) (string, error) {
 // X-Forwarded-Uri. Any other peer may send these headers too, and gains
 // nothing: they only say where to find the token it could send itself.
 func forwardedAccessToken(r *http.Request) (string, error) {
-	query := r.URL.Query()["access_token"]
+	query, err := queryTokens(r.URL.RawQuery)
+	if err != nil {
+		return "", err
+	}
 	if len(query) == 0 {
 		for _, h := range []string{"X-Original-URI", "X-Forwarded-Uri"} {
 			if uri := r.Header.Get(h); uri != "" {
 				_, rawQuery, _ := strings.Cut(uri, "?")
 				rawQuery, _, _ = strings.Cut(rawQuery, "#")
-				// As r.URL.Query: a malformed pair is skipped, not fatal.
-				q, _ := url.ParseQuery(rawQuery)
-				query = q["access_token"]
+				if query, err = queryTokens(rawQuery); err != nil {
+					return "", err
+				}
 				break
 			}
 		}
