@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -129,7 +130,10 @@ func (a *api) refresh(w http.ResponseWriter, r *http.Request, immediate bool) (t
 	}
 	now := a.Now().UTC()
 	p := a.newPair(now, true)
-	sess, err := a.Store.RefreshSession(r.Context(), store.Refresh{
+	// A client that hangs up must not leave the exchange half-known: the
+	// store call runs to its end (bounded by the store timeout), so its
+	// outcome is always known and the cache told of it.
+	sess, err := a.Store.RefreshSession(context.WithoutCancel(r.Context()), store.Refresh{
 		Old:       token.Hash(old),
 		Access:    p.accessRow("", ""),
 		Refresh:   p.refreshRow("", ""),

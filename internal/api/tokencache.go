@@ -321,17 +321,18 @@ func (a *api) findSession(ctx context.Context, h store.TokenHash) (store.Session
 	return s, err
 }
 
-// forgetRefreshed drops what a refresh exchange may have revoked. A
-// success names the device (the pair it confirmed, or with /tokenrefresh
-// the old access token, is gone); an unknown or expired token wrote
-// nothing; a replay revoked a device the store does not name, and any
-// other failure may have committed, so those drop everything.
+// forgetRefreshed drops what a refresh exchange revoked. A success names
+// the device (the pair it confirmed, or with /tokenrefresh the old access
+// token, is gone), and so does a replay (the store deleted that device);
+// an unknown or expired token wrote nothing. Nothing else is dropped: any
+// other failure (the database timed out or went away) may in rare cases
+// have committed an exchange whose answer was lost, and that revocation
+// reaches the cache as revocations made elsewhere do, through the
+// revocation feed or at the latest when the entries' ttl runs out. So
+// nothing a client sends, a made-up refresh token on a request it cancels
+// included, can empty the cache.
 func (a *api) forgetRefreshed(s store.Session, err error) {
-	switch {
-	case err == nil:
+	if err == nil || errors.Is(err, store.ErrTokenReplayed) {
 		a.tokens.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrTokenExpired):
-	default:
-		a.tokens.dropAll()
 	}
 }

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/authd/authd/internal/api"
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/token"
 )
 
 // testTokenCacheTTL is the token cache lifetime of every harness: the
@@ -182,9 +184,14 @@ func TestTokenCache_Refresh(t *testing.T) {
 			a2 := next.str("access_token")
 			wantOK(t, h.whoami(a2)) // the first use confirms the pair
 			cache(t, h, cs, a2)
-			// r1 was exchanged and superseded: a replay ends the session.
+			h.addUser("@dave:example.org", "pw")
+			other := loginDevice(h, "dave", "DAVEPHONE")
+			cache(t, h, cs, other)
+			// r1 was exchanged and superseded: a replay ends the session,
+			// and drops that device's tokens alone from the cache.
 			wantSoftLogout(t, h.refresh("/_matrix/client/v3/refresh", r1), false)
 			wantRevoked(t, h, a2)
+			wantCached(t, h, cs, other)
 		})
 		t.Run("TokenRefresh", func(t *testing.T) {
 			h, cs := newCachedHarness(t, st, withTokens(refreshPolicy))
@@ -499,6 +506,59 @@ func TestTokenCache_Concurrent(t *testing.T) {
 			if code != http.StatusOK {
 				t.Fatalf("whoami = %d, want 200", code)
 			}
+		}
+	})
+}
+
+// failingRefreshStore answers every refresh exchange with err.
+type failingRefreshStore struct {
+	*countingStore
+	err error
+}
+
+func (f failingRefreshStore) RefreshSession(context.Context, store.Refresh) (store.Session, error) {
+	return store.Session{}, f.err
+}
+
+// Nothing an unauthenticated client sends empties the cache: a made-up,
+// well-formed refresh token on a request the client cancels, or while the
+// database fails or times out, leaves every cached token cached (audit 2
+// §8: a cancelled refresh used to drop everything).
+func TestTokenCache_RefreshFailuresKeepCache(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		forged := `{"refresh_token":"` + token.New(token.Refresh) + `"}`
+		t.Run("Cancelled", func(t *testing.T) {
+			h, cs := newCachedHarness(t, st, withTokens(refreshPolicy))
+			h.addUser("@alice:example.org", "pw")
+			tok := loginDevice(h, "alice", "PHONE")
+			cache(t, h, cs, tok)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			req := httptest.NewRequestWithContext(ctx, "POST", "/_matrix/client/v3/refresh", strings.NewReader(forged))
+			rec := httptest.NewRecorder()
+			h.h.ServeHTTP(rec, req)
+			if rec.Code == http.StatusOK {
+				t.Fatalf("a forged refresh token on a cancelled request answered 200: %s", rec.Body)
+			}
+			wantCached(t, h, cs, tok)
+		})
+		for i, tc := range []struct {
+			name string
+			err  error
+		}{
+			{"Unavailable", fmt.Errorf("sqlite: refresh session: %w", store.ErrUnavailable)},
+			{"Timeout", fmt.Errorf("postgres: refresh session: %w", context.DeadlineExceeded)},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				cs := &countingStore{testStore: st}
+				h := newHarness(t, failingRefreshStore{cs, tc.err}, withTokens(refreshPolicy))
+				user := fmt.Sprintf("user%d", i)
+				h.addUser("@"+user+":example.org", "pw")
+				tok := loginDevice(h, user, "PHONE")
+				cache(t, h, cs, tok)
+				wantError(t, h.do("POST", "/_matrix/client/v3/refresh", forged), http.StatusServiceUnavailable, "M_UNKNOWN")
+				wantCached(t, h, cs, tok)
+			})
 		}
 	})
 }

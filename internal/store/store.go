@@ -228,8 +228,9 @@ type SessionStore interface {
 	// successor or by an Immediate exchange, and for the refresh token of a
 	// pending pair that lost to a sibling (kept as a tombstone: a client that
 	// retried never received the losing pair, so whoever presents it is the
-	// client whose pair a thief's beat, or the thief). Of the errors, only
-	// ErrTokenReplayed writes anything.
+	// client whose pair a thief's beat, or the thief); with ErrTokenReplayed
+	// the Session's AccessToken names the deleted device (UserID, DeviceID)
+	// and nothing else. Of the errors, only ErrTokenReplayed writes anything.
 	RefreshSession(ctx context.Context, r Refresh) (Session, error)
 	// ConfirmAccessToken records the first use of a pending access token: its
 	// pair stays; every other access token of the device is deleted; every

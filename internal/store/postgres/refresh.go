@@ -49,6 +49,7 @@ func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Sessio
 				return err
 			}
 			replayed = true
+			s.AccessToken = store.AccessToken{UserID: old.userID, DeviceID: old.deviceID}
 			return nil
 		case old.revoked:
 			return store.ErrNotFound
@@ -102,7 +103,8 @@ func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Sessio
 		return store.Session{}, fmt.Errorf("postgres: refresh session: %w", translate(err))
 	}
 	if replayed {
-		return store.Session{}, fmt.Errorf("postgres: refresh session: %w", store.ErrTokenReplayed)
+		// The revoked device, for the caller's cache.
+		return store.Session{AccessToken: s.AccessToken}, fmt.Errorf("postgres: refresh session: %w", store.ErrTokenReplayed)
 	}
 	return s, nil
 }

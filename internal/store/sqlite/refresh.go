@@ -42,6 +42,7 @@ func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Sessio
 				return err
 			}
 			replayed = true
+			s.AccessToken = store.AccessToken{UserID: old.userID, DeviceID: old.deviceID}
 			return nil
 		case old.revoked:
 			return store.ErrNotFound
@@ -95,7 +96,8 @@ func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Sessio
 		return store.Session{}, fmt.Errorf("sqlite: refresh session: %w", translate(err))
 	}
 	if replayed {
-		return store.Session{}, fmt.Errorf("sqlite: refresh session: %w", store.ErrTokenReplayed)
+		// The revoked device, for the caller's cache.
+		return store.Session{AccessToken: s.AccessToken}, fmt.Errorf("sqlite: refresh session: %w", store.ErrTokenReplayed)
 	}
 	return s, nil
 }
