@@ -222,9 +222,10 @@ func New(d Deps) http.Handler {
 // open and its schema checked: /healthz says the process is up, /readyz
 // answers 503 with d.Ready's reason, /metrics is served if d.Metrics is
 // set, OPTIONS gets its CORS answer, and every other request 503 M_UNKNOWN
-// (a client retries it). Of d it uses Ready, Metrics, Observer and Logger.
+// (a client retries it). Of d it uses Ready, Checks, Metrics, Observer,
+// Logger and TrustedProxies.
 func NewUnavailable(d Deps) http.Handler {
-	a := &api{Deps: Deps{Ready: d.Ready, Checks: d.Checks, Metrics: d.Metrics, Observer: d.Observer, Logger: d.Logger}, log: d.Logger}
+	a := &api{Deps: Deps{Ready: d.Ready, Checks: d.Checks, Metrics: d.Metrics, Observer: d.Observer, Logger: d.Logger, TrustedProxies: d.TrustedProxies}, log: d.Logger}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -253,7 +254,7 @@ func (a *api) newRouter() chi.Router {
 	if a.root == nil {
 		a.root = r
 	}
-	r.Use(requestID, a.logRequests, a.recoverPanics, cors)
+	r.Use(a.requestID, a.logRequests, a.recoverPanics, cors)
 	r.NotFound(a.handleNotFound)
 	r.MethodNotAllowed(a.handleMethodNotAllowed)
 	return r

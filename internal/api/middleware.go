@@ -43,14 +43,16 @@ const requestIDHeader = "X-Request-Id"
 
 // requestID gives every request an ID, puts it in the context (where
 // middleware.GetReqID finds it) and sends it back in X-Request-Id, so that
-// a client's report, the proxy's log and authd's log line meet. The proxy's
-// own ID (nginx $request_id, Traefik, Envoy) is kept when it looks like
-// one; anything else a peer sends is replaced, so that the log never holds
-// more than a short token of plain characters.
-func requestID(next http.Handler) http.Handler {
+// a client's report, the proxy's log and authd's log line meet. The ID a
+// trusted proxy sends (nginx $request_id, Caddy, Traefik, Envoy) is kept
+// when it looks like one; a client's own is never believed (it could pin
+// its lines to another request's ID in the log), nor anything that does
+// not look like an ID, so that the log never holds more than a short token
+// of plain characters.
+func (a *api) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(requestIDHeader)
-		if !plausibleRequestID(id) {
+		if !plausibleRequestID(id) || !isTrusted(parseHostIP(r.RemoteAddr), a.TrustedProxies) {
 			id = rand.Text()
 		}
 		w.Header().Set(requestIDHeader, id)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -186,7 +187,8 @@ func newFakeHarness(t *testing.T, fake *fakeStore, mutate ...func(*api.Deps)) *h
 }
 
 func TestRequestID(t *testing.T) {
-	h := handlerHarness(t, api.NewUnavailable(api.Deps{}))
+	// httptest's requests come from 192.0.2.1, the trusted proxy here.
+	h := handlerHarness(t, api.NewUnavailable(api.Deps{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}))
 	seen := map[string]bool{}
 	for range 3 {
 		id := h.do("GET", "/healthz", "").header.Get("X-Request-Id")
@@ -199,6 +201,11 @@ func TestRequestID(t *testing.T) {
 	const nginxID = "7f3c2a9d0e1b4c5d6e7f8091a2b3c4d5"
 	if got := h.do("GET", "/healthz", "", "X-Request-Id: "+nginxID).header.Get("X-Request-Id"); got != nginxID {
 		t.Fatalf("X-Request-Id = %q, want the proxy's %q", got, nginxID)
+	}
+	// A client's own ID, from a peer that is no trusted proxy, is replaced:
+	// it could pin its log lines to another request's.
+	if got := h.do("GET", "/healthz", "", "X-Request-Id: "+nginxID, "Remote-Addr: 203.0.113.5:4000").header.Get("X-Request-Id"); got == nginxID || !isPlain(got) {
+		t.Fatalf("an untrusted peer's X-Request-Id %q came back as %q", nginxID, got)
 	}
 	// Anything else a peer sends is replaced.
 	for _, bad := range []string{strings.Repeat("a", 65), "a b", `x"y`, "id\u00e9", "../../etc"} {
