@@ -293,6 +293,9 @@ func TestServe_SIGTERMDrains(t *testing.T) {
 		// Queue for a hashing slot rather than be shed: every login of
 		// the burst must be a 200 or a 403.
 		"AUTHD_HASH_QUEUE_TIMEOUT=1m",
+		// The test's client stands in for the proxy whose X-Request-Id
+		// names each request of the burst in authd's log.
+		"AUTHD_TRUSTED_PROXIES=127.0.0.1/32",
 	}
 	getenv := env(vars...)
 	const pw = "drain me gently"
