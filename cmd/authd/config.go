@@ -77,6 +77,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 		{"AUTHD_LOGIN_KNOWN_NETWORK_TTL", "720h", "how long an IP (IPv6: its /64) a user logged in from stays known, with a failed-login budget of its own (0: no known networks)"},
 		{"AUTHD_RATELIMIT_LOGIN_SUCCESS", "10/20s", "successful logins per account: BURST/PERIOD or off"},
 		{"AUTHD_RATELIMIT_REFRESH_IP", "30/2s", "token refreshes per client IP: BURST/PERIOD or off"},
+		{"AUTHD_RATELIMIT_TOKEN_FAILURES", "30/1s", "unknown access tokens per client IP (expired ones do not count): BURST/PERIOD or off"},
 		{"AUTHD_RATELIMIT_BACKEND", "memory", "where rate-limit state lives: memory (this process) or redis (shared by every replica, AUTHD_REDIS_URL)"},
 		{"AUTHD_REDIS_URL", "", "redis://[:PASSWORD@]HOST:PORT/DB, rediss://… (TLS) or unix:///PATH for AUTHD_RATELIMIT_BACKEND=redis"},
 		{"AUTHD_TRUSTED_PROXIES", "", "comma-separated CIDRs or IPs of proxies whose X-Forwarded-For is believed"},
@@ -169,6 +170,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			{"AUTHD_RATELIMIT_LOGIN_FAILED", &c.Limits.LoginFailed},
 			{"AUTHD_RATELIMIT_LOGIN_SUCCESS", &c.Limits.LoginSuccess},
 			{"AUTHD_RATELIMIT_REFRESH_IP", &c.Limits.RefreshIP},
+			{"AUTHD_RATELIMIT_TOKEN_FAILURES", &c.Limits.TokenFailures},
 		}
 		for _, rule := range rules {
 			if v, ok := get(rule.name); ok {
@@ -327,7 +329,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 
 // limits are the abuse-resistance settings.
 type limits struct {
-	LoginIP, LoginFailed, LoginSuccess, RefreshIP ratelimit.Rule
+	LoginIP, LoginFailed, LoginSuccess, RefreshIP, TokenFailures ratelimit.Rule
 	// Backend is "memory" or "redis"; RedisURL is Redis's address then.
 	Backend, RedisURL string
 	TrustedProxies    []netip.Prefix

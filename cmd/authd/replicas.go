@@ -26,8 +26,8 @@ const redisProbeInterval = time.Second
 // rateLimits is the limiter of each rule, and the shared backend behind
 // them when there is one.
 type rateLimits struct {
-	loginIP, loginFailed, loginSuccess, refreshIP ratelimit.Limiter
-	shared                                        *ratelimit.Backend // nil: in-process limits
+	loginIP, loginFailed, loginSuccess, refreshIP, tokenFailures ratelimit.Limiter
+	shared                                                       *ratelimit.Backend // nil: in-process limits
 }
 
 // newRateLimits builds the limiters the configuration asks for. With the
@@ -42,6 +42,7 @@ func newRateLimits(cfg config, log *slog.Logger) (rateLimits, func(context.Conte
 		return rateLimits{
 			loginIP: newLimiter(l.LoginIP), loginFailed: newLimiter(l.LoginFailed),
 			loginSuccess: newLimiter(l.LoginSuccess), refreshIP: newLimiter(l.RefreshIP),
+			tokenFailures: newLimiter(l.TokenFailures),
 		}, nil, nil
 	}
 	client, err := ratelimit.NewClient(l.RedisURL)
@@ -56,11 +57,12 @@ func newRateLimits(cfg config, log *slog.Logger) (rateLimits, func(context.Conte
 	setRedisLogger.Do(func() { redis.SetLogger(redisLog{log}) })
 	b := ratelimit.NewBackend(client, log, nil)
 	rl := rateLimits{
-		loginIP:      b.Limiter("login_ip", l.LoginIP, 0),
-		loginFailed:  b.Limiter("login_failed", l.LoginFailed, 0),
-		loginSuccess: b.Limiter("login_success", l.LoginSuccess, 0),
-		refreshIP:    b.Limiter("refresh_ip", l.RefreshIP, 0),
-		shared:       b,
+		loginIP:       b.Limiter("login_ip", l.LoginIP, 0),
+		loginFailed:   b.Limiter("login_failed", l.LoginFailed, 0),
+		loginSuccess:  b.Limiter("login_success", l.LoginSuccess, 0),
+		refreshIP:     b.Limiter("refresh_ip", l.RefreshIP, 0),
+		tokenFailures: b.Limiter("token_failures", l.TokenFailures, 0),
+		shared:        b,
 	}
 	watch := func(ctx context.Context) {
 		b.Run(ctx, redisProbeInterval)

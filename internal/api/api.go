@@ -64,6 +64,13 @@ type Deps struct {
 	// RefreshIPLimiter limits /refresh and /tokenrefresh per client IP;
 	// nil disables it.
 	RefreshIPLimiter ratelimit.Limiter
+	// TokenFailureLimiter limits, per client IP, the access tokens that
+	// turn out unknown (malformed, not found, or of a deactivated user;
+	// an expired one does not count) on every authenticated route and
+	// /_authd/verify. An address over it is answered 429 before the store
+	// is asked, whatever token it sends, unless the token cache holds that
+	// token. nil disables it.
+	TokenFailureLimiter ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (see
 	// clientIP). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix

@@ -166,14 +166,26 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 				a.writeError(w, r, err)
 				return
 			}
+			h := token.Hash(tok)
+			// An address over its budget of unknown tokens is refused
+			// before the database is asked, whatever token it sends now:
+			// only one the cache already holds gets through.
+			if _, cached := a.tokens.lookup(h, a.Now()); !cached {
+				if err := a.peekTokenFailures(r); err != nil {
+					a.writeError(w, r, err)
+					return
+				}
+			}
 			// A token that is not one of ours (bad checksum, wrong shape)
 			// is refused without touching the database.
 			if token.Check(token.Access, tok) != nil {
+				a.spendTokenFailure(r)
 				a.writeError(w, r, errUnknownToken)
 				return
 			}
-			s, err := a.findSession(r.Context(), token.Hash(tok))
+			s, err := a.findSession(r.Context(), h)
 			if errors.Is(err, store.ErrNotFound) {
+				a.spendTokenFailure(r)
 				a.writeError(w, r, errUnknownToken)
 				return
 			}
@@ -182,9 +194,12 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 				return
 			}
 			if s.User.Deactivated() {
+				a.spendTokenFailure(r)
 				a.writeError(w, r, errUnknownToken)
 				return
 			}
+			// An expired token is a client's own, due for a refresh (soft
+			// logout): it costs nothing from the budget.
 			if !allowExpired && s.AccessToken.Expired(a.Now()) {
 				a.writeError(w, r, errExpiredToken)
 				return
@@ -207,6 +222,34 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 		})
+	}
+}
+
+// peekTokenFailures refuses the request with 429 if its client address
+// has spent its budget of unknown tokens (TokenFailureLimiter).
+func (a *api) peekTokenFailures(r *http.Request) error {
+	if a.TokenFailureLimiter == nil {
+		return nil
+	}
+	d, err := a.TokenFailureLimiter.Peek(r.Context(), a.clientIPKey(r))
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		a.Observer.RateLimited(ruleTokenFailures)
+		return errLimitExceeded(d.RetryAfter)
+	}
+	return nil
+}
+
+// spendTokenFailure charges an unknown token to its client address. A
+// limiter that fails leaves the answer a 401: it is logged, not returned.
+func (a *api) spendTokenFailure(r *http.Request) {
+	if a.TokenFailureLimiter == nil {
+		return
+	}
+	if _, err := a.TokenFailureLimiter.Allow(r.Context(), a.clientIPKey(r)); err != nil {
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limiter failed", slog.Any("err", err))
 	}
 }
 

@@ -15,7 +15,8 @@ type Observer interface {
 	// "hash_busy" or "error".
 	LoginAttempt(outcome string)
 	// RateLimited counts a request refused by a rate-limit rule: "ip",
-	// "account_failed", "account_success" or "refresh_ip".
+	// "account_failed", "account_success", "refresh_ip" or
+	// "token_failures".
 	RateLimited(rule string)
 	// HashWait is how long a password check waited for a hashing slot.
 	HashWait(d time.Duration)
@@ -28,8 +29,12 @@ type Observer interface {
 var (
 	LoginOutcomes = []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeBadRequest,
 		outcomeRateLimited, outcomeHashBusy, outcomeError}
-	RateLimitRules = []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP}
+	RateLimitRules = []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures}
 )
+
+// ruleTokenFailures is the per-address budget of unknown access tokens
+// (Deps.TokenFailureLimiter).
+const ruleTokenFailures = "token_failures"
 
 type nopObserver struct{}
 
