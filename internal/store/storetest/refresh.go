@@ -58,6 +58,15 @@ func wantRefreshErr(tb testing.TB, s store.Store, what string, r store.Refresh, 
 	tb.Helper()
 	got, err := s.RefreshSession(tb.Context(), r)
 	wantErr(tb, "RefreshSession of "+what, err, want)
+	if errors.Is(want, store.ErrTokenReplayed) {
+		// A replay names the device it deleted, and nothing else.
+		named := store.Session{AccessToken: store.AccessToken{UserID: got.AccessToken.UserID, DeviceID: got.AccessToken.DeviceID}}
+		if got != named || got.AccessToken.UserID == "" || got.AccessToken.DeviceID == "" {
+			tb.Fatalf("RefreshSession of %s returned %+v with ErrTokenReplayed, want the deleted device's user and ID alone", what, got)
+		}
+		wantNoDevice(tb, s, got.AccessToken.UserID, got.AccessToken.DeviceID)
+		return
+	}
 	if got != (store.Session{}) {
 		tb.Fatalf("RefreshSession of %s returned %+v with its error", what, got)
 	}
