@@ -530,6 +530,18 @@ func TestAttack_LongIdentifiersBoundedKeys(t *testing.T) {
 	})
 }
 
+// newLimitedBehindProxy is a harness with the default limits behind a
+// trusted proxy on loopback, with known networks kept for knownTTL.
+func newLimitedBehindProxy(t *testing.T, st testStore, knownTTL time.Duration) *harness {
+	t.Helper()
+	var h *harness
+	h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
+		d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		d.KnownNetworkTTL = knownTTL
+	})
+	return h
+}
+
 // loginFrom posts a login body from addr, through the trusted proxy on
 // loopback that the harness's X-Forwarded-For comes from.
 func (h *harness) loginFrom(addr, body string) response {
@@ -556,11 +568,7 @@ func statusOf(r response) string { return strconv.Itoa(r.status) + " " + r.str("
 // address itself stays limited.
 func TestAttack_FailedLoginsDoNotLinkIdentifiers(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
-		var h *harness
-		h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
-			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-			d.KnownNetworkTTL = 30 * 24 * time.Hour
-		})
+		h := newLimitedBehindProxy(t, st, 30*24*time.Hour)
 		h.addUser("@alice:example.org", "pw", "alice@example.org")
 		h.addUser("@carol:example.org", "pw")
 		ip := 0
@@ -607,11 +615,7 @@ func TestAttack_FailedLoginsDoNotLinkIdentifiers(t *testing.T) {
 // after), and a guesser inside the owner's network is bounded too.
 func TestAttack_OwnerFromKnownNetworkNotLockedOut(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
-		var h *harness
-		h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
-			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-			d.KnownNetworkTTL = 30 * 24 * time.Hour
-		})
+		h := newLimitedBehindProxy(t, st, 30*24*time.Hour)
 		h.addUser("@alice:example.org", "pw", "alice@example.org")
 		const home = "2001:db8:aa:bb::10" // the owner's network: its /64
 		wantOK(t, h.loginFrom(home, userLogin("alice", "pw")))
@@ -674,10 +678,7 @@ func TestAttack_OwnerFromKnownNetworkNotLockedOut(t *testing.T) {
 // identifier, and the spray locks the owner out everywhere.
 func TestAttack_KnownNetworksOff(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
-		var h *harness
-		h = newHarness(t, st, limiters(&h), func(d *api.Deps) {
-			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-		})
+		h := newLimitedBehindProxy(t, st, 0)
 		h.addUser("@alice:example.org", "pw")
 		wantOK(t, h.loginFrom("192.0.2.1", userLogin("alice", "pw")))
 		for i := range 5 {
