@@ -37,6 +37,10 @@ const settings = (redisUrl) => ({
     AUTHD_RATELIMIT_LOGIN_IP: "10/1h",
     AUTHD_RATELIMIT_LOGIN_FAILED: "5/1h",
     AUTHD_RATELIMIT_LOGIN_SUCCESS: "200/1h",
+    // The revocation tests poll revoked tokens from one address as fast as
+    // they can; the per-IP budget for unknown tokens has its own tests
+    // (hardening.test.mjs) and would refuse them here.
+    AUTHD_RATELIMIT_TOKEN_FAILURES: "off",
 });
 
 // Revocation must reach every replica within this many milliseconds.
@@ -126,9 +130,14 @@ describe("three replicas sharing Redis", () => {
     before(async () => {
         redis = await Redis.start();
         replicas = await Promise.all(["a", "b", "c"].map((n) => Replica.start(`replica-${n}`, settings(redis.url))));
+        // Ready (database and schema) comes a moment before the revocation
+        // feed's LISTEN is live: wait for each replica to say both.
         for (const r of replicas) {
-            const { body } = await r.readyz();
-            assert.deepEqual(body.checks, { ratelimit: "redis", revocations: "subscribed" }, `${r.name} /readyz`);
+            const checks = await waitFor(`${r.name} subscribed to revocations`, async () => {
+                const { body } = await r.readyz();
+                return body.checks?.revocations === "subscribed" && body.checks;
+            });
+            assert.deepEqual(checks, { ratelimit: "redis", revocations: "subscribed" }, `${r.name} /readyz`);
         }
     });
     after(stopAll);
