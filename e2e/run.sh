@@ -18,7 +18,10 @@
 # --test` (e.g. e2e/run.sh --test-name-pattern=browser). AUTHD_E2E_BIN=PATH
 # tests that authd binary instead of building bin/authd; AUTHD_E2E_NGINX=PATH
 # another nginx than /usr/sbin/nginx; AUTHD_E2E_REDIS_SERVER=PATH another
-# redis-server than /usr/bin/redis-server.
+# redis-server than /usr/bin/redis-server; AUTHD_E2E_CADDY=PATH another caddy
+# than /usr/bin/caddy; AUTHD_E2E_PYTHON3=PATH another python3 than
+# /usr/bin/python3 (the WSGI stand-in of tests/hardening.test.mjs, which
+# also gets a fourth authd behind a second nginx and Caddy).
 set -euo pipefail
 
 e2e=$(cd "$(dirname "$0")" && pwd)
