@@ -17,3 +17,17 @@ func SetListenTimings(tb testing.TB, idle, ping time.Duration) {
 
 // ParseRevocation is parseRevocation, for the table test.
 var ParseRevocation = parseRevocation
+
+// SendProbesTo makes the revocation listener send its probes to channel,
+// where it never hears them: a database that accepts LISTEN and delivers
+// nothing. Restored when the test ends, or by SendProbesTo(tb, "").
+func SendProbesTo(tb testing.TB, channel string) {
+	old := probeSendChannel.Load()
+	if channel == "" {
+		c := probeChannel
+		probeSendChannel.Store(&c)
+		return
+	}
+	probeSendChannel.Store(&channel)
+	tb.Cleanup(func() { probeSendChannel.Store(old) })
+}

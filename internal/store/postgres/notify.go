@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +20,25 @@ var _ store.RevocationListener = (*DB)(nil)
 // revocationChannel is the channel migration 0003's triggers notify of
 // every revoked access token (see its comment for the payloads).
 const revocationChannel = "authd_revoked"
+
+// probeChannel carries the listener's own probes: a notice it sends
+// through the pool and must hear on its own connection.
+const probeChannel = "authd_listener_probe"
+
+// probeSendChannel is where probes are sent: probeChannel, except in a test
+// that plays a database that accepts LISTEN and delivers nothing.
+var probeSendChannel atomic.Pointer[string]
+
+func init() {
+	c := probeChannel
+	probeSendChannel.Store(&c)
+}
+
+// ErrNotDelivering is reported (wrapped) when the listener's connection
+// accepted LISTEN but a probe notice sent through the pool did not arrive
+// in time: notices are not delivered, as behind a connection pooler in
+// transaction mode, or over a connection that died without a word.
+var ErrNotDelivering = errors.New("a probe notice sent through the pool did not arrive: notices are not delivered (a connection pooler in transaction mode?)")
 
 // ListenerApplicationName is the application_name of the listener's
 // connection, by which an operator finds it in pg_stat_activity.
@@ -55,14 +77,14 @@ func (db *DB) ListenRevocations(ctx context.Context, revoked func(store.Revocati
 	}
 	cfg.RuntimeParams["application_name"] = ListenerApplicationName
 	store.KeepSubscribed(ctx, listenBackoffMin, listenBackoffMax, func(ctx context.Context, live func()) error {
-		return listen(ctx, cfg, revoked, live)
+		return db.listen(ctx, cfg, revoked, live)
 	}, subscribed)
 }
 
-// listen connects with cfg, subscribes, calls live, and then passes every
-// notice to revoked until the connection fails or ctx ends. It returns why
-// it stopped.
-func listen(ctx context.Context, cfg *pgx.ConnConfig, revoked func(store.Revocation), live func()) error {
+// listen connects with cfg, subscribes, proves that notices arrive (probe),
+// calls live, and then passes every notice to revoked until the connection
+// fails, stops delivering, or ctx ends. It returns why it stopped.
+func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, revoked func(store.Revocation), live func()) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("postgres: listen: %w", translate(err))
@@ -75,10 +97,16 @@ func listen(ctx context.Context, cfg *pgx.ConnConfig, revoked func(store.Revocat
 		conn.Close(cctx)
 	}()
 	lctx, cancel := context.WithTimeout(ctx, listenStatementTimeout)
-	_, err = conn.Exec(lctx, "LISTEN "+revocationChannel)
+	_, err = conn.Exec(lctx, "LISTEN "+revocationChannel+"; LISTEN "+probeChannel)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("postgres: listen: %w", translate(err))
+	}
+	// A LISTEN the server accepted proves nothing: a pooler in transaction
+	// mode accepts it and delivers nothing. Live only once a notice sent
+	// the way revocations are sent has come back.
+	if err := db.probe(ctx, conn, revoked); err != nil {
+		return err
 	}
 	live()
 	for {
@@ -113,6 +141,45 @@ func listen(ctx context.Context, cfg *pgx.ConnConfig, revoked func(store.Revocat
 				return ctx.Err()
 			}
 			return fmt.Errorf("postgres: listen: ping: %w", translate(err))
+		}
+		// The server answers; check that it still delivers, too.
+		if err := db.probe(ctx, conn, revoked); err != nil {
+			return err
+		}
+	}
+}
+
+// probe sends a notice of a fresh nonce on the probe channel through the
+// pool, as a revocation's commit would, and waits for it on the listener's
+// connection for at most listenPingTimeout, passing on the revocations that
+// arrive meanwhile. It fails with ErrNotDelivering when the notice does not
+// come back.
+func (db *DB) probe(ctx context.Context, conn *pgx.Conn, revoked func(store.Revocation)) error {
+	nonce := rand.Text()
+	pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+	defer cancel()
+	if _, err := db.pool.Exec(pctx, "SELECT pg_notify($1, $2)", *probeSendChannel.Load(), nonce); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("postgres: listen: probe: %w", translate(err))
+	}
+	for {
+		n, err := conn.WaitForNotification(pctx)
+		switch {
+		case err == nil:
+			switch {
+			case n.Channel == revocationChannel:
+				revoked(parseRevocation(n.Payload))
+			case n.Channel == probeChannel && n.Payload == nonce:
+				return nil
+			}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case pgconn.Timeout(err) && !conn.IsClosed():
+			return fmt.Errorf("postgres: listen: %w", ErrNotDelivering)
+		default:
+			return fmt.Errorf("postgres: listen: probe: %w", translate(err))
 		}
 	}
 }

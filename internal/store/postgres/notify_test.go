@@ -305,3 +305,38 @@ func TestListenRevocations_ServerDown(t *testing.T) {
 	}
 	l.WantRevocations(t)
 }
+
+// A database that accepts LISTEN and delivers nothing (a pooler in
+// transaction mode) never makes the listener live: its probe, sent through
+// the pool, does not come back, so the subscription is reported failed and
+// retried, and the cache stays bypassed. Once notices are delivered again,
+// it goes live, first probing an idle connection too.
+func TestListenRevocations_NotDelivering(t *testing.T) {
+	postgres.SetListenTimings(t, 300*time.Millisecond, 300*time.Millisecond)
+	f := newFixture(t)
+	postgres.SendProbesTo(t, "authd_nowhere")
+	l := storetest.StartListener(t, f.db, sentinel(f.url))
+	for range 2 {
+		s := l.NextSubscription(t)
+		if s.OK || !errors.Is(s.Err, postgres.ErrNotDelivering) || !strings.HasPrefix(s.Err.Error(), "postgres: listen: ") {
+			t.Fatalf("notices not delivered: subscribed(%v, %v), want (false, ErrNotDelivering)", s.OK, s.Err)
+		}
+	}
+	postgres.SendProbesTo(t, "")
+	for {
+		s := l.NextSubscription(t)
+		if s.OK {
+			break
+		}
+		if !errors.Is(s.Err, postgres.ErrNotDelivering) {
+			t.Fatalf("subscribed(%v, %v) while recovering", s.OK, s.Err)
+		}
+	}
+	exec(t, f.url, `SELECT pg_notify('authd_revoked', '["@a:x","D"]')`)
+	l.WantRevocations(t, device("@a:x", "D"))
+	// Live, then delivery stops: the next idle probe notices.
+	postgres.SendProbesTo(t, "authd_nowhere")
+	if s := l.NextSubscription(t); s.OK || !errors.Is(s.Err, postgres.ErrNotDelivering) {
+		t.Fatalf("delivery stopped while live: subscribed(%v, %v), want (false, ErrNotDelivering)", s.OK, s.Err)
+	}
+}
