@@ -522,8 +522,8 @@ func (f failingRefreshStore) RefreshSession(context.Context, store.Refresh) (sto
 
 // Nothing an unauthenticated client sends empties the cache: a made-up,
 // well-formed refresh token on a request the client cancels, or while the
-// database fails or times out, leaves every cached token cached (audit 2
-// §8: a cancelled refresh used to drop everything).
+// database fails or times out, leaves every cached token cached (a
+// cancelled refresh used to drop everything).
 func TestTokenCache_RefreshFailuresKeepCache(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
 		forged := `{"refresh_token":"` + token.New(token.Refresh) + `"}`
