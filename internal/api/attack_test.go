@@ -59,7 +59,7 @@ func countCompares(h *harness) *compareCounter {
 	return c
 }
 
-// limiters configures the DESIGN.md rules on h's clock.
+// limiters configures the default rules on h's clock.
 func limiters(h **harness) func(*api.Deps) {
 	return func(d *api.Deps) {
 		now := func() time.Time { return (*h).clock.t }

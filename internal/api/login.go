@@ -218,11 +218,17 @@ func (a *api) limit(r *http.Request, l ratelimit.Limiter, key, rule string) erro
 	if err != nil {
 		return err
 	}
-	if !d.Allowed {
-		a.Observer.RateLimited(rule)
-		return errLimitExceeded(d.RetryAfter)
+	return a.refusal(d, rule)
+}
+
+// refusal is the 429 for a limiter's denial under rule, counted; nil when
+// d allows.
+func (a *api) refusal(d ratelimit.Decision, rule string) error {
+	if d.Allowed {
+		return nil
 	}
-	return nil
+	a.Observer.RateLimited(rule)
+	return errLimitExceeded(d.RetryAfter)
 }
 
 // maxLimitKey bounds the length of a rate-limit key. Limiters bound the

@@ -235,11 +235,7 @@ func (a *api) peekTokenFailures(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !d.Allowed {
-		a.Observer.RateLimited(ruleTokenFailures)
-		return errLimitExceeded(d.RetryAfter)
-	}
-	return nil
+	return a.refusal(d, ruleTokenFailures)
 }
 
 // spendTokenFailure charges an unknown token to its client address. A
