@@ -21,11 +21,11 @@ import (
 )
 
 // The Matrix conformance table. Each row carries the ID of the requirement it
-// checks in research/matrix-spec.md (sections 1-5, 7, 9 and 10, and D-1 and
-// D-3 of section 8), sends one request through the real router on a fresh
+// checks (this file's checklist of spec v1.19: transport, login, tokens,
+// logout, whoami, user IDs, refresh), sends one request through the real router on a fresh
 // store, and asserts the status, the errcode, the body fields the requirement
 // is about and the CORS headers. Where the spec and Synapse differ, the rows
-// follow the decisions in DESIGN.md. TestConformance_Coverage fails when a
+// follow authd's documented decisions (README). TestConformance_Coverage fails when a
 // requirement loses its last row.
 //
 // Not applicable to authd, hence no row (notApplicable holds the same list):
@@ -178,7 +178,7 @@ var (
 
 var newUserID = regexp.MustCompile(`^@[a-z0-9._=\-/+]+:example\.org$`)
 
-// corsHeaders go on every response, errors included (DESIGN.md, CORS).
+// corsHeaders go on every response, errors included (spec: Web browser clients).
 var corsHeaders = map[string]string{
 	"Access-Control-Allow-Origin":   "*",
 	"Access-Control-Allow-Methods":  "GET, POST, PUT, DELETE, OPTIONS",
@@ -187,7 +187,7 @@ var corsHeaders = map[string]string{
 }
 
 type conformanceCase struct {
-	id   string // requirement ID in research/matrix-spec.md
+	id   string // requirement ID in this file's checklist
 	name string
 	// deps configures the API beyond the harness defaults.
 	deps func(*api.Deps)
@@ -550,7 +550,7 @@ var conformance = []conformanceCase{
 		body:       `{"type":"m.login.password","user":"alice","password":"secret pw","device_id":"PHONE","initial_device_display_name":"Renamed"}`,
 		wantStatus: 200, want: map[string]any{"device_id": "PHONE", "access_token": isAccessToken},
 		check: func(t *testing.T, h *harness, f fixture, r response) {
-			// DESIGN.md: spec prose over Synapse #6616.
+			// The spec prose wins over Synapse (#6616), as README says.
 			wantRevoked(t, h, f.token)
 			wantLive(t, h, r.str("access_token"), "@alice:example.org")
 			devices := wantDevices(t, h, "@alice:example.org", "OLDDEVICE", "PHONE", "TABLET")

@@ -158,8 +158,8 @@ components:
 })
 
 // specFor returns the spec's path for an authd request path: r0 is v3 (spec
-// v1.1 re-versioned r0 as v3, research P-1) and /refresh is also served under
-// v1 (DESIGN.md).
+// v1.1 re-versioned r0 as v3) and /refresh is also served under v1, as
+// Synapse before 1.72 served it.
 func specFor(path string) string {
 	if rest, ok := strings.CutPrefix(path, "/_matrix/client/r0/"); ok {
 		return "/_matrix/client/v3/" + rest
