@@ -140,9 +140,10 @@ type TokenPolicy struct {
 
 type api struct {
 	Deps
-	log    *slog.Logger
-	gate   *hashGate
-	tokens *TokenCache // nil when off
+	log       *slog.Logger
+	logSample *logSampler
+	gate      *hashGate
+	tokens    *TokenCache // nil when off
 	// root is the router New returns: a 405 asks it which methods a path
 	// takes, since a subrouter sees only the rest of the path.
 	root chi.Router
@@ -157,6 +158,7 @@ func New(d Deps) http.Handler {
 	if a.Now == nil {
 		a.Now = time.Now
 	}
+	a.logSample = newLogSampler(a.Now)
 	if a.Observer == nil {
 		a.Observer = nopObserver{}
 	}
@@ -242,6 +244,7 @@ func NewUnavailable(d Deps) http.Handler {
 	if a.Ready == nil {
 		a.Ready = func(context.Context) error { return errStarting }
 	}
+	a.logSample = newLogSampler(time.Now)
 	r := a.newRouter()
 	r.Get("/healthz", a.handleHealthz)
 	r.Get("/readyz", a.handleReadyz)

@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/authd/authd/internal/api"
 )
@@ -65,6 +67,56 @@ func TestLogs_NoSecrets(t *testing.T) {
 			if strings.Contains(out, secret) {
 				t.Errorf("the log holds the %s", name)
 			}
+		}
+	})
+}
+
+// A flood of 401s writes a bounded number of request lines per second;
+// the first line after it says how many it stands for. Successes are
+// never sampled.
+func TestLogs_ClientErrorsSampled(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		var logs syncBuffer
+		logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		h := newHarness(t, st, func(d *api.Deps) { d.Logger = logger })
+		h.addUser("@alice:example.org", "pw")
+		access := h.login(`{"type":"m.login.password","user":"alice","password":"pw"}`).str("access_token")
+
+		const flood, budget = 100, 20
+		for range flood {
+			wantError(t, h.do("GET", "/_matrix/client/v3/account/whoami", "", bearer("syt_bm9ib2R5_madeupmadeupmadeup_0abcde")), 401, "M_UNKNOWN_TOKEN")
+		}
+		for range flood {
+			wantOK(t, h.do("GET", "/_matrix/client/v3/account/whoami", "", bearer(access)))
+		}
+		h.clock.t = h.clock.t.Add(time.Second)
+		wantError(t, h.do("GET", "/_matrix/client/v3/account/whoami", "", bearer("syt_bm9ib2R5_madeupmadeupmadeup_0abcde")), 401, "M_UNKNOWN_TOKEN")
+
+		var unauthorized, ok int
+		var suppressed []float64
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			if rec["msg"] != "request" || rec["route"] != "/_matrix/client/v3/account/whoami" {
+				continue
+			}
+			switch rec["status"] {
+			case float64(401):
+				unauthorized++
+				if n, has := rec["suppressed"]; has {
+					suppressed = append(suppressed, n.(float64))
+				}
+			case float64(200):
+				ok++
+			}
+		}
+		if unauthorized != budget+1 || ok != flood {
+			t.Fatalf("logged %d 401 lines and %d 200 lines, want %d and %d", unauthorized, ok, budget+1, flood)
+		}
+		if len(suppressed) != 1 || suppressed[0] != flood-budget {
+			t.Fatalf("suppressed counts %v, want one line saying %d", suppressed, flood-budget)
 		}
 	})
 }

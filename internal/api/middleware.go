@@ -79,7 +79,8 @@ var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics":
 
 // logRequests writes one log line per request: method, route pattern (never
 // the raw URL, whose query may hold an access token), status, size, duration
-// and request ID.
+// and request ID. Client errors are sampled (logSampler): a flood of them
+// writes a bounded number of lines, each carrying how many it stands for.
 func (a *api) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
@@ -92,14 +93,25 @@ func (a *api) logRequests(next http.Handler) http.Handler {
 		if quietRoutes[route] && ww.Status() < 400 {
 			level = slog.LevelDebug
 		}
-		a.log.LogAttrs(r.Context(), level, "request",
+		if !a.log.Enabled(r.Context(), level) {
+			return
+		}
+		write, suppressed := a.logSample.admit(route, ww.Status())
+		if !write {
+			return
+		}
+		attrs := []slog.Attr{
 			slog.String("method", methodLabel(r.Method)),
 			slog.String("route", route),
 			slog.Int("status", ww.Status()),
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Duration("duration", d),
 			slog.String("request_id", middleware.GetReqID(r.Context())),
-		)
+		}
+		if suppressed > 0 {
+			attrs = append(attrs, slog.Int("suppressed", suppressed))
+		}
+		a.log.LogAttrs(r.Context(), level, "request", attrs...)
 	})
 }
 
