@@ -15,13 +15,13 @@ func sqliteEnv(t *testing.T, vars ...string) func(string) string {
 	return env(append([]string{"AUTHD_DATABASE_URL=sqlite:" + filepath.Join(t.TempDir(), "authd.db")}, vars...)...)
 }
 
-// parseConfig reads the named settings from getenv as a subcommand does,
-// flags and validation included.
-func parseConfig(t *testing.T, getenv func(string) string, names ...string) (config, error) {
+// parseConfig reads every setting from getenv as a subcommand does, flags
+// and validation included.
+func parseConfig(t *testing.T, getenv func(string) string) (config, error) {
 	t.Helper()
 	var c config
 	fs := newFlagSet("test", io.Discard)
-	check := c.flags(fs, getenv, names...)
+	check := c.flags(fs, getenv, ^commands(0))
 	if err := fs.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestConfig_TokenLifetimes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConfig(t, env(tt.vars...), "AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL")
+			c, err := parseConfig(t, env(tt.vars...))
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
 				return
@@ -215,7 +215,7 @@ func TestConfig_RateLimitBackend(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConfig(t, env(tt.vars...), "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL")
+			c, err := parseConfig(t, env(tt.vars...))
 			if tt.want != "" {
 				wantErr(t, err, tt.want)
 				return

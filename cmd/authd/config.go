@@ -22,19 +22,19 @@ import (
 // flags of the same names, validated, then passed down. There is no global
 // configuration.
 type config struct {
-	ServerName  string
-	Listen      string
-	DatabaseURL string
-	Migrate     bool
-	BcryptCost  int
-	RateLimit   bool
-	PublicBase  string
-	Tokens      api.TokenPolicy
-	Limits      limits
-	Pepper      []byte
-	Versions    bool
-	LogFormat   string
-	LogLevel    string
+	ServerName    string
+	Listen        string
+	DatabaseURL   string
+	Migrate       bool
+	BcryptCost    int
+	RateLimit     bool
+	PublicBaseURL string
+	Tokens        api.TokenPolicy
+	Limits        limits
+	Pepper        []byte
+	ServeVersions bool
+	LogFormat     string
+	LogLevel      string
 	// MetricsListen, when set, is the address /metrics is served on
 	// instead of Listen.
 	MetricsListen string
@@ -48,285 +48,6 @@ type config struct {
 	ShutdownDelay time.Duration
 }
 
-// setting is one configuration variable: its environment name, its flag,
-// its default and the help text the flag shows.
-type setting struct {
-	env, def, help string
-}
-
-// secretSettings show a redacted value in --help: the value may come from
-// the environment and hold a password.
-var secretSettings = map[string]bool{
-	"AUTHD_DATABASE_URL": true, "AUTHD_PASSWORD_PEPPER": true, "AUTHD_REDIS_URL": true,
-}
-
-// flags registers the settings a subcommand takes on its flag set, each
-// defaulting to its environment variable, then to its built-in default.
-// The returned function converts and validates them after fs.Parse.
-func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...string) func() error {
-	raw := map[string]*string{}
-	all := []setting{
-		{"AUTHD_SERVER_NAME", "localhost", "the homeserver's server name, the domain of user IDs"},
-		{"AUTHD_LISTEN", ":8008", "address to serve HTTP on"},
-		{"AUTHD_DATABASE_URL", "sqlite:authd.db", "postgres://… or postgresql://… for Postgres, sqlite:PATH for embedded SQLite"},
-		{"AUTHD_MIGRATE", "false", "apply pending schema migrations at start"},
-		{"AUTHD_BCRYPT_COST", "12", "bcrypt cost of new password hashes (4-31)"},
-		{"AUTHD_RATELIMIT", "on", "all rate limits (on|off); off overrides the rules below"},
-		{"AUTHD_RATELIMIT_LOGIN_IP", "10/5s", "login attempts per client IP: BURST/PERIOD (one more each PERIOD) or off"},
-		{"AUTHD_RATELIMIT_LOGIN_FAILED", "5/1m", "failed logins per identifier (user ID, email, phone), or per account on a known network: BURST/PERIOD or off"},
-		{"AUTHD_LOGIN_KNOWN_NETWORK_TTL", "720h", "how long an IP (IPv6: its /64) a user logged in from stays known, with a failed-login budget of its own (0: no known networks)"},
-		{"AUTHD_RATELIMIT_LOGIN_SUCCESS", "10/20s", "successful logins per account: BURST/PERIOD or off"},
-		{"AUTHD_RATELIMIT_REFRESH_IP", "30/2s", "token refreshes per client IP: BURST/PERIOD or off"},
-		{"AUTHD_RATELIMIT_TOKEN_FAILURES", "30/1s", "unknown access tokens per client IP (expired ones do not count): BURST/PERIOD or off"},
-		{"AUTHD_RATELIMIT_BACKEND", "memory", "where rate-limit state lives: memory (this process) or redis (shared by every replica, AUTHD_REDIS_URL)"},
-		{"AUTHD_REDIS_URL", "", "redis://[:PASSWORD@]HOST:PORT/DB, rediss://… (TLS) or unix:///PATH for AUTHD_RATELIMIT_BACKEND=redis"},
-		{"AUTHD_TRUSTED_PROXIES", "", "comma-separated CIDRs or IPs of proxies whose X-Forwarded-For is believed"},
-		{"AUTHD_HASH_CONCURRENCY", "0", "password checks at once (0: GOMAXPROCS)"},
-		{"AUTHD_HASH_QUEUE_TIMEOUT", "1s", "how long a login waits for a hashing slot before 429"},
-		{"AUTHD_PASSWORD_PEPPER", "", "secret mixed into every password hash (changing it invalidates every password)"},
-		{"AUTHD_REFRESH_TOKENS", "on", "issue refresh tokens to logins that ask for them (on|off)"},
-		{"AUTHD_ACCESS_TOKEN_TTL", "5m", "lifetime of access tokens issued with a refresh token"},
-		{"AUTHD_REFRESH_TOKEN_TTL", "none", "lifetime of refresh tokens (none: no expiry)"},
-		{"AUTHD_NON_REFRESHABLE_TOKEN_TTL", "none", "lifetime of access tokens issued without a refresh token (none: no expiry)"},
-		{"AUTHD_PUBLIC_BASEURL", "", "the homeserver's public base URL, sent as well_known at login (empty: not sent)"},
-		{"AUTHD_SERVE_VERSIONS", "false", "serve GET /_matrix/client/versions (standalone use)"},
-		{"AUTHD_LOG_FORMAT", "auto", "log format (auto|text|json); auto is text on a terminal, JSON otherwise"},
-		{"AUTHD_LOG_LEVEL", "info", "log level (debug|info|warn|error)"},
-		{"AUTHD_METRICS_LISTEN", "", "serve /metrics on this address only, not on AUTHD_LISTEN (empty: on AUTHD_LISTEN)"},
-		{"AUTHD_DB_TIMEOUT", "3s", "deadline of each database call of a request; past it the request gets 503"},
-		{"AUTHD_SHUTDOWN_DELAY", "0s", "after SIGTERM, keep serving this long with /readyz unavailable before closing the listeners, 0 to 1m (a proxy's or Kubernetes' time to stop sending)"},
-		{"AUTHD_TOKEN_CACHE_TTL", "5s", "how long a validated access token is believed without asking the database, 0 to 1m (0: no cache)"},
-	}
-	for _, s := range all {
-		if !contains(names, s.env) {
-			continue
-		}
-		v := s.def
-		if e := getenv(s.env); e != "" {
-			v = e
-		}
-		p := new(string)
-		if secretSettings[s.env] {
-			*p = v
-			fs.Var((*secretValue)(p), flagName(s.env), s.help+" ($"+s.env+")")
-		} else {
-			fs.StringVar(p, flagName(s.env), v, s.help+" ($"+s.env+")")
-		}
-		raw[s.env] = p
-	}
-	return func() error {
-		var errs []error
-		get := func(name string) (string, bool) {
-			p, ok := raw[name]
-			if !ok {
-				return "", false
-			}
-			return strings.TrimSpace(*p), true
-		}
-		if v, ok := get("AUTHD_SERVER_NAME"); ok {
-			if err := validServerName(v); err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_SERVER_NAME: %w", err))
-			}
-			c.ServerName = v
-		}
-		if v, ok := get("AUTHD_LISTEN"); ok {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_LISTEN: %q is not host:port", v))
-			}
-			c.Listen = v
-		}
-		if v, ok := get("AUTHD_DATABASE_URL"); ok {
-			if _, _, err := parseDatabaseURL(v); err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_DATABASE_URL: %w", err))
-			}
-			c.DatabaseURL = v
-		}
-		if v, ok := get("AUTHD_MIGRATE"); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_MIGRATE: %q is not true or false", v))
-			}
-			c.Migrate = b
-		}
-		if v, ok := get("AUTHD_BCRYPT_COST"); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 4 || n > 31 {
-				errs = append(errs, fmt.Errorf("AUTHD_BCRYPT_COST: %q is not a whole number from 4 to 31", v))
-			}
-			c.BcryptCost = n
-		}
-		if v, ok := get("AUTHD_RATELIMIT"); ok {
-			b, err := parseOnOff(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_RATELIMIT: %w", err))
-			}
-			c.RateLimit = b
-		}
-		rules := []struct {
-			name string
-			dst  *ratelimit.Rule
-		}{
-			{"AUTHD_RATELIMIT_LOGIN_IP", &c.Limits.LoginIP},
-			{"AUTHD_RATELIMIT_LOGIN_FAILED", &c.Limits.LoginFailed},
-			{"AUTHD_RATELIMIT_LOGIN_SUCCESS", &c.Limits.LoginSuccess},
-			{"AUTHD_RATELIMIT_REFRESH_IP", &c.Limits.RefreshIP},
-			{"AUTHD_RATELIMIT_TOKEN_FAILURES", &c.Limits.TokenFailures},
-		}
-		for _, rule := range rules {
-			if v, ok := get(rule.name); ok {
-				r, err := ratelimit.ParseRule(v)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", rule.name, err))
-				}
-				*rule.dst = r
-			}
-		}
-		if v, ok := get("AUTHD_RATELIMIT_BACKEND"); ok {
-			if v != "memory" && v != "redis" {
-				errs = append(errs, fmt.Errorf("AUTHD_RATELIMIT_BACKEND: %q is not memory or redis", v))
-			}
-			c.Limits.Backend = v
-		}
-		if v, ok := get("AUTHD_REDIS_URL"); ok {
-			// The URL may hold a password: errors never quote it.
-			if v != "" {
-				if _, err := redis.ParseURL(v); err != nil {
-					errs = append(errs, errors.New("AUTHD_REDIS_URL: not a redis://, rediss:// or unix:// URL"))
-				}
-			} else if c.Limits.Backend == "redis" {
-				errs = append(errs, errors.New("AUTHD_REDIS_URL: needed by AUTHD_RATELIMIT_BACKEND=redis"))
-			}
-			c.Limits.RedisURL = v
-		}
-		if v, ok := get("AUTHD_TRUSTED_PROXIES"); ok {
-			p, err := parseTrustedProxies(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_TRUSTED_PROXIES: %w", err))
-			}
-			c.Limits.TrustedProxies = p
-		}
-		if v, ok := get("AUTHD_HASH_CONCURRENCY"); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 1024 {
-				errs = append(errs, fmt.Errorf("AUTHD_HASH_CONCURRENCY: %q is not a whole number from 0 to 1024", v))
-			}
-			c.Limits.HashConcurrency = n
-		}
-		if v, ok := get("AUTHD_LOGIN_KNOWN_NETWORK_TTL"); ok {
-			d, err := time.ParseDuration(v)
-			if v == "0" || v == "off" {
-				d, err = 0, nil
-			}
-			if err != nil || d < 0 {
-				errs = append(errs, fmt.Errorf("AUTHD_LOGIN_KNOWN_NETWORK_TTL: %q is not a duration such as 720h, or 0", v))
-			}
-			c.Limits.KnownNetworkTTL = d
-		}
-		if v, ok := get("AUTHD_HASH_QUEUE_TIMEOUT"); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				errs = append(errs, fmt.Errorf("AUTHD_HASH_QUEUE_TIMEOUT: %q is not a positive duration such as 1s", v))
-			}
-			c.Limits.HashQueueTimeout = d
-		}
-		if p, ok := raw["AUTHD_PASSWORD_PEPPER"]; ok {
-			// Taken as it is, spaces included; never echoed.
-			c.Pepper = []byte(*p)
-		}
-		if v, ok := get("AUTHD_REFRESH_TOKENS"); ok {
-			b, err := parseOnOff(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_REFRESH_TOKENS: %w", err))
-			}
-			c.Tokens.Refresh = b
-		}
-		ttls := []struct {
-			name     string
-			dst      *time.Duration
-			required bool
-		}{
-			{"AUTHD_ACCESS_TOKEN_TTL", &c.Tokens.AccessTTL, true},
-			{"AUTHD_REFRESH_TOKEN_TTL", &c.Tokens.RefreshTTL, false},
-			{"AUTHD_NON_REFRESHABLE_TOKEN_TTL", &c.Tokens.NonRefreshableTTL, false},
-		}
-		for _, ttl := range ttls {
-			v, ok := get(ttl.name)
-			if !ok {
-				continue
-			}
-			d, err := parseTTL(v, ttl.required)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", ttl.name, err))
-			}
-			*ttl.dst = d
-		}
-		if v, ok := get("AUTHD_PUBLIC_BASEURL"); ok && v != "" {
-			u, err := url.Parse(v)
-			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-				errs = append(errs, fmt.Errorf("AUTHD_PUBLIC_BASEURL: %q is not an http(s) base URL such as https://matrix.example.org", v))
-			}
-			c.PublicBase = strings.TrimRight(v, "/")
-		}
-		if v, ok := get("AUTHD_SERVE_VERSIONS"); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_SERVE_VERSIONS: %q is not true or false", v))
-			}
-			c.Versions = b
-		}
-		if v, ok := get("AUTHD_LOG_FORMAT"); ok {
-			if v != "auto" && v != "text" && v != "json" {
-				errs = append(errs, fmt.Errorf("AUTHD_LOG_FORMAT: %q is not auto, text or json", v))
-			}
-			c.LogFormat = v
-		}
-		if v, ok := get("AUTHD_METRICS_LISTEN"); ok && v != "" {
-			if _, port, err := net.SplitHostPort(v); err != nil {
-				errs = append(errs, fmt.Errorf("AUTHD_METRICS_LISTEN: %q is not host:port", v))
-			} else if v == c.Listen && port != "0" {
-				errs = append(errs, fmt.Errorf("AUTHD_METRICS_LISTEN: %q is AUTHD_LISTEN too; leave it empty to serve /metrics there", v))
-			}
-			c.MetricsListen = v
-		}
-		if v, ok := get("AUTHD_DB_TIMEOUT"); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 100*time.Millisecond || d > 30*time.Second {
-				errs = append(errs, fmt.Errorf("AUTHD_DB_TIMEOUT: %q is not a duration from 100ms to 30s, such as 3s", v))
-			}
-			c.DBTimeout = d
-		}
-		if v, ok := get("AUTHD_TOKEN_CACHE_TTL"); ok {
-			d, err := time.ParseDuration(v)
-			if v == "0" || v == "off" {
-				d, err = 0, nil
-			}
-			if err != nil || d < 0 || d > time.Minute {
-				errs = append(errs, fmt.Errorf("AUTHD_TOKEN_CACHE_TTL: %q is not a duration from 0 to 1m, such as 5s", v))
-			}
-			c.TokenCacheTTL = d
-		}
-		if v, ok := get("AUTHD_SHUTDOWN_DELAY"); ok {
-			d, err := time.ParseDuration(v)
-			if v == "0" {
-				d, err = 0, nil
-			}
-			if err != nil || d < 0 || d > time.Minute {
-				errs = append(errs, fmt.Errorf("AUTHD_SHUTDOWN_DELAY: %q is not a duration from 0 to 1m, such as 5s", v))
-			}
-			c.ShutdownDelay = d
-		}
-		if v, ok := get("AUTHD_LOG_LEVEL"); ok {
-			switch v {
-			case "debug", "info", "warn", "error":
-			default:
-				errs = append(errs, fmt.Errorf("AUTHD_LOG_LEVEL: %q is not debug, info, warn or error", v))
-			}
-			c.LogLevel = v
-		}
-		return errors.Join(errs...)
-	}
-}
-
 // limits are the abuse-resistance settings.
 type limits struct {
 	LoginIP, LoginFailed, LoginSuccess, RefreshIP, TokenFailures ratelimit.Rule
@@ -338,6 +59,461 @@ type limits struct {
 	// KnownNetworkTTL is how long a network a user logged in from keeps a
 	// failed-login budget of its own; zero: never.
 	KnownNetworkTTL time.Duration
+}
+
+// commands is a set of subcommands. A setting is tagged with the ones that
+// read it, and a subcommand registers the settings tagged with it.
+type commands uint8
+
+const (
+	forServe commands = 1 << iota
+	forMigrate
+	forUser         // every user subcommand
+	forUserPassword // user create and user passwd, which hash a password
+	forHealthcheck
+)
+
+// String lists the subcommands, as the configuration page shows them.
+func (cs commands) String() string {
+	var names []string
+	for _, c := range []struct {
+		bit  commands
+		name string
+	}{
+		{forServe, "serve"}, {forMigrate, "migrate"}, {forUser, "user"},
+		{forUserPassword, "user create, user passwd"}, {forHealthcheck, "healthcheck"},
+	} {
+		if cs&c.bit != 0 {
+			names = append(names, c.name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// setting is one configuration variable. Its row is all there is to it:
+// the flag, the environment variable, the validation, --help and
+// docs/configuration.md all come from the row.
+type setting struct {
+	env  string // the variable; the flag is flagName(env)
+	def  string
+	help string // one line, for --help
+	// doc is the meaning on the configuration page, in Markdown, when it
+	// says more than help.
+	doc string
+	// secret values show redacted in --help: they may hold a password.
+	secret bool
+	// verbatim values keep their surrounding spaces.
+	verbatim bool
+	usedBy   commands
+	// parse converts and validates the value into c. Its error does not
+	// name the variable (the caller adds it) and never quotes a secret.
+	parse func(v string, c *config) error
+}
+
+// settings is every setting of every subcommand, in the order --help,
+// validation and docs/configuration.md take them. A row that checks
+// another setting's value comes after that setting's row.
+var settings = []setting{
+	{
+		env: "AUTHD_SERVER_NAME", def: "localhost", usedBy: forServe | forUser,
+		help: "the homeserver's server name, the domain of user IDs",
+		doc:  "the homeserver's server name: the domain of every local user ID and the `home_server` of login responses",
+		parse: func(v string, c *config) error {
+			c.ServerName = v
+			return validServerName(v)
+		},
+	},
+	{
+		env: "AUTHD_LISTEN", def: ":8008", usedBy: forServe | forHealthcheck,
+		help: "address to serve HTTP on",
+		doc:  "the address `serve` listens on (`healthcheck` asks it too)",
+		parse: func(v string, c *config) error {
+			c.Listen = v
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not host:port", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_DATABASE_URL", def: "sqlite:authd.db", secret: true, usedBy: forServe | forMigrate | forUser,
+		help: "postgres://… or postgresql://… for Postgres, sqlite:PATH for embedded SQLite",
+		doc:  "`postgres://…` or `postgresql://…` for Postgres (any libpq URL parameters), `sqlite:PATH` for the embedded SQLite store (a new file is created mode 0600; `serve` warns about an existing one that group or others may read)",
+		parse: func(v string, c *config) error {
+			c.DatabaseURL = v
+			_, _, err := parseDatabaseURL(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_MIGRATE", def: "false", usedBy: forServe,
+		help: "apply pending schema migrations at start",
+		doc:  "`serve` applies pending migrations at start; otherwise it refuses a schema that is behind",
+		parse: func(v string, c *config) (err error) {
+			c.Migrate, err = parseTrueFalse(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_BCRYPT_COST", def: "12", usedBy: forServe | forUserPassword,
+		help: "bcrypt cost of new password hashes (4-31)",
+		doc:  "bcrypt cost (4–31) of new password hashes; hashes at another cost are upgraded at the user's next login",
+		parse: func(v string, c *config) (err error) {
+			c.BcryptCost, err = parseInt(v, 4, 31)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_RATELIMIT", def: "on", usedBy: forServe,
+		help: "all rate limits (on|off); off overrides the rules below",
+		doc:  "`off` switches every rate limit below off at once (for test rigs, or when the proxy limits already)",
+		parse: func(v string, c *config) (err error) {
+			c.RateLimit, err = parseOnOff(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_RATELIMIT_LOGIN_IP", def: "10/5s", usedBy: forServe,
+		help: "login attempts per client IP: BURST/PERIOD (one more each PERIOD) or off",
+		doc:  "login attempts per client IP (IPv6 per /64): `BURST/PERIOD` = a burst, then one more each period; `off`",
+		parse: func(v string, c *config) (err error) {
+			c.Limits.LoginIP, err = ratelimit.ParseRule(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_RATELIMIT_LOGIN_FAILED", def: "5/1m", usedBy: forServe,
+		help: "failed logins per identifier (user ID, email, phone), or per account on a known network: BURST/PERIOD or off",
+		doc:  "failed logins per identifier as named (user ID, email, phone), existing or not, or per account on a known network; `off`",
+		parse: func(v string, c *config) (err error) {
+			c.Limits.LoginFailed, err = ratelimit.ParseRule(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_LOGIN_KNOWN_NETWORK_TTL", def: "720h", usedBy: forServe,
+		help: "how long an IP (IPv6: its /64) a user logged in from stays known, with a failed-login budget of its own (0: no known networks)",
+		doc:  "how long an IP (IPv6: its /64) a user logged in from stays known, with a failed-login budget of its own (see [security](security.md)); `0` turns it off",
+		parse: func(v string, c *config) error {
+			d, ok := parseDuration(v, 0, maxDuration, true)
+			c.Limits.KnownNetworkTTL = d
+			if !ok {
+				return fmt.Errorf("%q is not a duration such as 720h, or 0", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_RATELIMIT_LOGIN_SUCCESS", def: "10/20s", usedBy: forServe,
+		help: "successful logins per account: BURST/PERIOD or off",
+		doc:  "successful logins per account; `off`",
+		parse: func(v string, c *config) (err error) {
+			c.Limits.LoginSuccess, err = ratelimit.ParseRule(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_RATELIMIT_REFRESH_IP", def: "30/2s", usedBy: forServe,
+		help: "token refreshes per client IP: BURST/PERIOD or off",
+		doc:  "`/refresh` and `/tokenrefresh` per client IP; `off`",
+		parse: func(v string, c *config) (err error) {
+			c.Limits.RefreshIP, err = ratelimit.ParseRule(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_RATELIMIT_TOKEN_FAILURES", def: "30/1s", usedBy: forServe,
+		help: "unknown access tokens per client IP (expired ones do not count): BURST/PERIOD or off",
+		doc:  "unknown access tokens (malformed, made up, revoked, or of a deactivated user; expired ones do not count) per client IP, on whoami, logout and `/_authd/verify`; `off`",
+		parse: func(v string, c *config) (err error) {
+			c.Limits.TokenFailures, err = ratelimit.ParseRule(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_RATELIMIT_BACKEND", def: "memory", usedBy: forServe,
+		help: "where rate-limit state lives: memory (this process) or redis (shared by every replica, AUTHD_REDIS_URL)",
+		doc:  "where rate-limit state lives: `memory` (this process) or `redis` (shared by every replica; see [scaling out](scaling.md))",
+		parse: func(v string, c *config) error {
+			c.Limits.Backend = v
+			if v != "memory" && v != "redis" {
+				return fmt.Errorf("%q is not memory or redis", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_REDIS_URL", secret: true, usedBy: forServe,
+		help: "redis://[:PASSWORD@]HOST:PORT/DB, rediss://… (TLS) or unix:///PATH for AUTHD_RATELIMIT_BACKEND=redis",
+		doc:  "Redis for `AUTHD_RATELIMIT_BACKEND=redis`: `redis://[:PASSWORD@]HOST:PORT/DB`, `rediss://…` (TLS) or `unix:///PATH`; go-redis URL options such as `?dial_timeout=1s` override the 250 ms defaults",
+		parse: func(v string, c *config) error {
+			c.Limits.RedisURL = v
+			if v == "" {
+				if c.Limits.Backend == "redis" {
+					return errors.New("needed by AUTHD_RATELIMIT_BACKEND=redis")
+				}
+				return nil
+			}
+			// The URL may hold a password: the error does not quote it.
+			if _, err := redis.ParseURL(v); err != nil {
+				return errors.New("not a redis://, rediss:// or unix:// URL")
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_TRUSTED_PROXIES", usedBy: forServe,
+		help: "comma-separated CIDRs or IPs of proxies whose X-Forwarded-For is believed",
+		doc:  "comma-separated CIDRs or addresses of the proxies in front of authd; only their `X-Forwarded-For` is believed",
+		parse: func(v string, c *config) (err error) {
+			c.Limits.TrustedProxies, err = parseTrustedProxies(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_HASH_CONCURRENCY", def: "0", usedBy: forServe,
+		help: "password checks at once (0: GOMAXPROCS)",
+		doc:  "password checks that run at once; `0` is GOMAXPROCS. `serve` gives Go one more P than this, so that hashing never holds them all (see [performance](performance.md))",
+		parse: func(v string, c *config) (err error) {
+			c.Limits.HashConcurrency, err = parseInt(v, 0, 1024)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_HASH_QUEUE_TIMEOUT", def: "1s", usedBy: forServe,
+		help: "how long a login waits for a hashing slot before 429",
+		doc:  "how long a login waits for a hashing slot before it is shed with `429`",
+		parse: func(v string, c *config) error {
+			d, ok := parseDuration(v, 1, maxDuration, false)
+			c.Limits.HashQueueTimeout = d
+			if !ok {
+				return fmt.Errorf("%q is not a positive duration such as 1s", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_PASSWORD_PEPPER", secret: true, verbatim: true, usedBy: forServe | forUserPassword,
+		help: "secret mixed into every password hash (changing it invalidates every password)",
+		doc:  "a secret mixed into every password hash (HMAC key); the CLI needs the same value; changing it invalidates every password",
+		parse: func(v string, c *config) error {
+			c.Pepper = []byte(v)
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_REFRESH_TOKENS", def: "on", usedBy: forServe,
+		help: "issue refresh tokens to logins that ask for them (on|off)",
+		doc:  "issue a refresh token to a login that sends `\"refresh_token\": true`; `off` gives such a login a non-refreshable token",
+		parse: func(v string, c *config) (err error) {
+			c.Tokens.Refresh, err = parseOnOff(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_ACCESS_TOKEN_TTL", def: "5m", usedBy: forServe,
+		help: "lifetime of access tokens issued with a refresh token",
+		doc:  "lifetime of access tokens issued with a refresh token (a Go duration, at least `1s`)",
+		parse: func(v string, c *config) (err error) {
+			c.Tokens.AccessTTL, err = parseTTL(v, true)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_REFRESH_TOKEN_TTL", def: "none", usedBy: forServe,
+		help: "lifetime of refresh tokens (none: no expiry)",
+		doc:  "lifetime of refresh tokens, renewed at each refresh; `none` never expires",
+		parse: func(v string, c *config) (err error) {
+			c.Tokens.RefreshTTL, err = parseTTL(v, false)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_NON_REFRESHABLE_TOKEN_TTL", def: "none", usedBy: forServe,
+		help: "lifetime of access tokens issued without a refresh token (none: no expiry)",
+		doc:  "lifetime of access tokens issued without a refresh token; `none` never expires (what clients that did not opt in expect)",
+		parse: func(v string, c *config) (err error) {
+			c.Tokens.NonRefreshableTTL, err = parseTTL(v, false)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_PUBLIC_BASEURL", usedBy: forServe,
+		help: "the homeserver's public base URL, sent as well_known at login (empty: not sent)",
+		parse: func(v string, c *config) error {
+			if v == "" {
+				return nil
+			}
+			c.PublicBaseURL = strings.TrimRight(v, "/")
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+				return fmt.Errorf("%q is not an http(s) base URL such as https://matrix.example.org", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_SERVE_VERSIONS", def: "false", usedBy: forServe,
+		help: "serve GET /_matrix/client/versions (standalone use)",
+		parse: func(v string, c *config) (err error) {
+			c.ServeVersions, err = parseTrueFalse(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_LOG_FORMAT", def: "auto", usedBy: forServe,
+		help: "log format (auto|text|json); auto is text on a terminal, JSON otherwise",
+		doc:  "logs on stderr: `auto` is JSON when stderr is not a terminal (a container, a pipe, a file) and text on a terminal; or `text`, `json`",
+		parse: func(v string, c *config) error {
+			c.LogFormat = v
+			if v != "auto" && v != "text" && v != "json" {
+				return fmt.Errorf("%q is not auto, text or json", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_LOG_LEVEL", def: "info", usedBy: forServe,
+		help: "log level (debug|info|warn|error)",
+		doc:  "`debug`, `info`, `warn` or `error`",
+		parse: func(v string, c *config) error {
+			c.LogLevel = v
+			switch v {
+			case "debug", "info", "warn", "error":
+				return nil
+			}
+			return fmt.Errorf("%q is not debug, info, warn or error", v)
+		},
+	},
+	{
+		env: "AUTHD_METRICS_LISTEN", usedBy: forServe,
+		help: "serve /metrics on this address only, not on AUTHD_LISTEN (empty: on AUTHD_LISTEN)",
+		doc:  "a `host:port` that serves `/metrics` alone, instead of `AUTHD_LISTEN` (which then has no `/metrics`); empty serves it on `AUTHD_LISTEN`",
+		parse: func(v string, c *config) error {
+			if v == "" {
+				return nil
+			}
+			c.MetricsListen = v
+			if _, port, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not host:port", v)
+			} else if v == c.Listen && port != "0" {
+				return fmt.Errorf("%q is AUTHD_LISTEN too; leave it empty to serve /metrics there", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_DB_TIMEOUT", def: "3s", usedBy: forServe,
+		help: "deadline of each database call of a request; past it the request gets 503",
+		doc:  "deadline of each database call a request makes (`100ms` to `30s`); past it the request gets `503 M_UNKNOWN`",
+		parse: func(v string, c *config) error {
+			d, ok := parseDuration(v, 100*time.Millisecond, 30*time.Second, false)
+			c.DBTimeout = d
+			if !ok {
+				return fmt.Errorf("%q is not a duration from 100ms to 30s, such as 3s", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_SHUTDOWN_DELAY", def: "0s", usedBy: forServe,
+		help: "after SIGTERM, keep serving this long with /readyz unavailable before closing the listeners, 0 to 1m (a proxy's or Kubernetes' time to stop sending)",
+		doc:  "after `SIGTERM`, go on serving this long (`0` to `1m`) with `/readyz` answering `503`, before the listeners close: the time a load balancer or Kubernetes takes to stop sending requests, so that a rolling restart of replicas drops none (`5s` in `deploy/kubernetes`)",
+		parse: func(v string, c *config) error {
+			d, ok := parseDuration(v, 0, time.Minute, false)
+			c.ShutdownDelay = d
+			if !ok {
+				return fmt.Errorf("%q is not a duration from 0 to 1m, such as 5s", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_TOKEN_CACHE_TTL", def: "5s", usedBy: forServe,
+		help: "how long a validated access token is believed without asking the database, 0 to 1m (0: no cache)",
+		doc:  "how long a validated access token is believed without asking the database (`0` to `1m`; `0` turns the cache off). On Postgres every revocation, from any process, takes effect at once (see [scaling out](scaling.md)); on SQLite, those made by another process (`authd user deactivate`, `user passwd`) within about 50 ms (serve polls the `revocations` table). See [performance](performance.md)",
+		parse: func(v string, c *config) error {
+			d, ok := parseDuration(v, 0, time.Minute, true)
+			c.TokenCacheTTL = d
+			if !ok {
+				return fmt.Errorf("%q is not a duration from 0 to 1m, such as 5s", v)
+			}
+			return nil
+		},
+	},
+}
+
+// flags registers on fs the settings tagged with any of tags, each
+// defaulting to its environment variable, then to its built-in default. The returned
+// function converts and validates them after fs.Parse, and reports every
+// bad value at once.
+func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, tags commands) func() error {
+	type registered struct {
+		setting
+		value *string
+	}
+	var used []registered
+	for _, s := range settings {
+		if s.usedBy&tags == 0 {
+			continue
+		}
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		p, usage := new(string), s.help+" ($"+s.env+")"
+		if s.secret {
+			*p = v
+			fs.Var((*secretValue)(p), flagName(s.env), usage)
+		} else {
+			fs.StringVar(p, flagName(s.env), v, usage)
+		}
+		used = append(used, registered{s, p})
+	}
+	return func() error {
+		var errs []error
+		for _, r := range used {
+			v := *r.value
+			if !r.verbatim {
+				v = strings.TrimSpace(v)
+			}
+			if err := r.parse(v, c); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", r.env, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// maxDuration is the upper bound of a duration setting that has none.
+const maxDuration = time.Duration(1<<63 - 1)
+
+// parseDuration reads a Go duration and reports whether it lies within
+// [lo, hi]. "0" is zero, and so is "off" where offIsZero.
+func parseDuration(v string, lo, hi time.Duration, offIsZero bool) (time.Duration, bool) {
+	if v == "0" || offIsZero && v == "off" {
+		return 0, lo <= 0
+	}
+	d, err := time.ParseDuration(v)
+	return d, err == nil && d >= lo && d <= hi
+}
+
+// parseInt reads a whole number from lo to hi.
+func parseInt(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return n, fmt.Errorf("%q is not a whole number from %d to %d", v, lo, hi)
+	}
+	return n, nil
+}
+
+// parseTrueFalse reads a boolean as strconv.ParseBool does.
+func parseTrueFalse(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%q is not true or false", v)
+	}
+	return b, nil
 }
 
 // parseTrustedProxies reads a comma-separated list of CIDRs or single
@@ -363,6 +539,7 @@ func parseTrustedProxies(v string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// parseOnOff reads a switch: on, true or 1; off, false or 0.
 func parseOnOff(v string) (bool, error) {
 	switch strings.ToLower(v) {
 	case "on", "true", "1":
@@ -389,9 +566,8 @@ func parseTTL(v string, required bool) (time.Duration, error) {
 	return d, nil
 }
 
-// flagName turns AUTHD_DATABASE_URL into database-url.
 // secretValue is a string flag whose value --help shows redacted: a URL
-// without its password, anything else as "(set)".
+// without its password, a SQLite path as it is, anything else as "(set)".
 type secretValue string
 
 func (s *secretValue) Set(v string) error { *s = secretValue(v); return nil }
@@ -409,17 +585,10 @@ func (s *secretValue) String() string {
 	return "(set)"
 }
 
+// flagName is the flag of an environment variable: AUTHD_DATABASE_URL is
+// --database-url.
 func flagName(env string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "AUTHD_")), "_", "-")
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // databaseKind is the store a database URL selects.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"runtime"
 	"testing"
 	"time"
@@ -45,18 +44,7 @@ func TestConfig_TokenCacheTTL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			var c config
-			fs := newFlagSet("test", io.Discard)
-			check := c.flags(fs, func(k string) string {
-				if k == "AUTHD_TOKEN_CACHE_TTL" {
-					return tt.value
-				}
-				return ""
-			}, "AUTHD_TOKEN_CACHE_TTL")
-			if err := fs.Parse(nil); err != nil {
-				t.Fatal(err)
-			}
-			err := check()
+			c, err := parseConfig(t, env("AUTHD_TOKEN_CACHE_TTL="+tt.value))
 			if tt.bad {
 				wantErr(t, err, "AUTHD_TOKEN_CACHE_TTL")
 				return

@@ -13,7 +13,7 @@ import (
 func runHealthcheck(ctx context.Context, env *environment, args []string) error {
 	var cfg config
 	fs := newFlagSet("healthcheck", env.stderr)
-	validate := cfg.flags(fs, env.getenv, "AUTHD_LISTEN")
+	validate := cfg.flags(fs, env.getenv, forHealthcheck)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

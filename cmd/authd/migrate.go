@@ -8,7 +8,7 @@ import (
 func runMigrate(ctx context.Context, env *environment, args []string) error {
 	var cfg config
 	fs := newFlagSet("migrate", env.stderr)
-	validate := cfg.flags(fs, env.getenv, "AUTHD_DATABASE_URL")
+	validate := cfg.flags(fs, env.getenv, forMigrate)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -27,13 +27,7 @@ const shutdownTimeout = 10 * time.Second
 func runServe(ctx context.Context, env *environment, args []string) error {
 	var cfg config
 	fs := newFlagSet("serve", env.stderr)
-	validate := cfg.flags(fs, env.getenv, "AUTHD_SERVER_NAME", "AUTHD_LISTEN", "AUTHD_DATABASE_URL",
-		"AUTHD_MIGRATE", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER",
-		"AUTHD_RATELIMIT", "AUTHD_RATELIMIT_LOGIN_IP", "AUTHD_RATELIMIT_LOGIN_FAILED", "AUTHD_RATELIMIT_LOGIN_SUCCESS",
-		"AUTHD_RATELIMIT_REFRESH_IP", "AUTHD_RATELIMIT_TOKEN_FAILURES", "AUTHD_RATELIMIT_BACKEND", "AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_HASH_CONCURRENCY", "AUTHD_HASH_QUEUE_TIMEOUT", "AUTHD_LOGIN_KNOWN_NETWORK_TTL", "AUTHD_PUBLIC_BASEURL", "AUTHD_SERVE_VERSIONS",
-		"AUTHD_REFRESH_TOKENS", "AUTHD_ACCESS_TOKEN_TTL", "AUTHD_REFRESH_TOKEN_TTL", "AUTHD_NON_REFRESHABLE_TOKEN_TTL",
-		"AUTHD_LOG_FORMAT", "AUTHD_LOG_LEVEL", "AUTHD_METRICS_LISTEN", "AUTHD_DB_TIMEOUT",
-		"AUTHD_TOKEN_CACHE_TTL", "AUTHD_SHUTDOWN_DELAY")
+	validate := cfg.flags(fs, env.getenv, forServe)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,8 +75,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		Hasher:        hasher,
 		ServerName:    cfg.ServerName,
 		Tokens:        cfg.Tokens,
-		PublicBaseURL: cfg.PublicBase,
-		ServeVersions: cfg.Versions,
+		PublicBaseURL: cfg.PublicBaseURL,
+		ServeVersions: cfg.ServeVersions,
 		Logger:        log,
 		Observer:      m,
 		StoreTimeout:  cfg.DBTimeout,

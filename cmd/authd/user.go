@@ -52,9 +52,11 @@ type userCommand struct {
 	check func() error
 }
 
-func newUserCommand(env *environment, name string, settings ...string) *userCommand {
+// newUserCommand sets up the user subcommand name, which reads the
+// settings tagged with any of tags.
+func newUserCommand(env *environment, name string, tags commands) *userCommand {
 	c := &userCommand{fs: newFlagSet("user "+name, env.stderr)}
-	c.check = c.cfg.flags(c.fs, env.getenv, append([]string{"AUTHD_DATABASE_URL", "AUTHD_SERVER_NAME"}, settings...)...)
+	c.check = c.cfg.flags(c.fs, env.getenv, tags)
 	return c
 }
 
@@ -122,7 +124,7 @@ func findUser(ctx context.Context, st appStore, serverName, name string) (store.
 }
 
 func runUserCreate(ctx context.Context, env *environment, args []string) error {
-	c := newUserCommand(env, "create", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER")
+	c := newUserCommand(env, "create", forUser|forUserPassword)
 	email := c.fs.String("email", "", "bind this email address to the user")
 	fromStdin := c.fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
 	pos, err := c.parse(args, 1, "authd user create LOCALPART [--email ADDR] [--password-stdin]")
@@ -166,7 +168,7 @@ func runUserCreate(ctx context.Context, env *environment, args []string) error {
 }
 
 func runUserPasswd(ctx context.Context, env *environment, args []string) error {
-	c := newUserCommand(env, "passwd", "AUTHD_BCRYPT_COST", "AUTHD_PASSWORD_PEPPER")
+	c := newUserCommand(env, "passwd", forUser|forUserPassword)
 	fromStdin := c.fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
 	keep := c.fs.Bool("keep-sessions", false, "keep the user's sessions instead of logging every device out")
 	pos, err := c.parse(args, 1, "authd user passwd LOCALPART [--password-stdin] [--keep-sessions]")
@@ -200,7 +202,7 @@ func runUserPasswd(ctx context.Context, env *environment, args []string) error {
 }
 
 func runUserDeactivate(ctx context.Context, env *environment, args []string) error {
-	c := newUserCommand(env, "deactivate")
+	c := newUserCommand(env, "deactivate", forUser)
 	pos, err := c.parse(args, 1, "authd user deactivate LOCALPART")
 	if err != nil {
 		return err
@@ -218,7 +220,7 @@ func runUserDeactivate(ctx context.Context, env *environment, args []string) err
 }
 
 func runUserList(ctx context.Context, env *environment, args []string) error {
-	c := newUserCommand(env, "list")
+	c := newUserCommand(env, "list", forUser)
 	if _, err := c.parse(args, 0, "authd user list"); err != nil {
 		return err
 	}
@@ -257,7 +259,7 @@ func runUserEmail(ctx context.Context, env *environment, args []string) error {
 		return errors.New("usage: " + usage)
 	}
 	action := args[0]
-	c := newUserCommand(env, "email "+action)
+	c := newUserCommand(env, "email "+action, forUser)
 	pos, err := c.parse(args[1:], 2, usage)
 	if err != nil {
 		return err
