@@ -1,32 +1,14 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func sqliteEnv(t *testing.T, vars ...string) func(string) string {
 	t.Helper()
 	return env(append([]string{"AUTHD_DATABASE_URL=sqlite:" + filepath.Join(t.TempDir(), "authd.db")}, vars...)...)
-}
-
-// parseConfig reads every setting from getenv as a subcommand does, flags
-// and validation included.
-func parseConfig(t *testing.T, getenv func(string) string) (config, error) {
-	t.Helper()
-	var c config
-	fs := newFlagSet("test", io.Discard)
-	check := c.flags(fs, getenv, ^commands(0))
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	err := check()
-	return c, err
 }
 
 func wantErr(t *testing.T, err error, contains string) {
@@ -145,84 +127,4 @@ func TestHealthcheck(t *testing.T) {
 	}
 	_, _, err := runCLI(t, env("AUTHD_LISTEN=127.0.0.1:1"), "", "healthcheck")
 	wantErr(t, err, "not ready")
-}
-
-func TestConfig_TokenLifetimes(t *testing.T) {
-	tests := []struct {
-		name    string
-		vars    []string
-		want    string // an error substring, "" for success
-		wantTTL time.Duration
-	}{
-		{"Defaults", nil, "", 5 * time.Minute},
-		{"Access", []string{"AUTHD_ACCESS_TOKEN_TTL=90s"}, "", 90 * time.Second},
-		{"AccessNone", []string{"AUTHD_ACCESS_TOKEN_TTL=none"}, "AUTHD_ACCESS_TOKEN_TTL", 0},
-		{"AccessTiny", []string{"AUTHD_ACCESS_TOKEN_TTL=10ms"}, "AUTHD_ACCESS_TOKEN_TTL", 0},
-		{"RefreshNegative", []string{"AUTHD_REFRESH_TOKEN_TTL=-1h"}, "AUTHD_REFRESH_TOKEN_TTL", 0},
-		{"NonRefreshableJunk", []string{"AUTHD_NON_REFRESHABLE_TOKEN_TTL=forever"}, "AUTHD_NON_REFRESHABLE_TOKEN_TTL", 0},
-		{"RefreshSwitch", []string{"AUTHD_REFRESH_TOKENS=maybe"}, "AUTHD_REFRESH_TOKENS", 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConfig(t, env(tt.vars...))
-			if tt.want != "" {
-				wantErr(t, err, tt.want)
-				return
-			}
-			if err != nil || c.Tokens.AccessTTL != tt.wantTTL || !c.Tokens.Refresh || c.Tokens.RefreshTTL != 0 || c.Tokens.NonRefreshableTTL != 0 {
-				t.Fatalf("config = %+v, %v", c.Tokens, err)
-			}
-		})
-	}
-}
-
-// serve --help shows where each setting comes from, but never a password or
-// the pepper taken from the environment.
-func TestConfig_HelpHidesSecrets(t *testing.T) {
-	getenv := env("AUTHD_DATABASE_URL=postgres://authd:hunter2@db:5432/authd",
-		"AUTHD_PASSWORD_PEPPER=pepper-hunter3", "AUTHD_REDIS_URL=redis://:hunter4@redis:6379/0")
-	_, help, err := runCLI(t, getenv, "", "serve", "--help")
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("serve --help: %v", err)
-	}
-	for _, secret := range []string{"hunter2", "hunter3", "hunter4"} {
-		if strings.Contains(help, secret) {
-			t.Errorf("serve --help shows %q:\n%s", secret, help)
-		}
-	}
-	for _, want := range []string{"postgres://authd:xxxxx@db:5432/authd", "redis://:xxxxx@redis:6379/0", "(default (set))"} {
-		if !strings.Contains(help, want) {
-			t.Errorf("serve --help lacks %q:\n%s", want, help)
-		}
-	}
-}
-
-func TestConfig_RateLimitBackend(t *testing.T) {
-	tests := []struct {
-		name        string
-		vars        []string
-		want        string // an error substring, "" for success
-		backend, to string
-	}{
-		{"Default", nil, "", "memory", ""},
-		{"Redis", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=redis://127.0.0.1:6379/0"}, "", "redis", "redis://127.0.0.1:6379/0"},
-		{"RedisSocket", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=unix:///run/redis.sock"}, "", "redis", "unix:///run/redis.sock"},
-		{"RedisTLS", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=rediss://redis.internal:6380/1"}, "", "redis", "rediss://redis.internal:6380/1"},
-		{"MemoryIgnoresURL", []string{"AUTHD_REDIS_URL=redis://127.0.0.1:6379/0"}, "", "memory", "redis://127.0.0.1:6379/0"},
-		{"Unknown", []string{"AUTHD_RATELIMIT_BACKEND=Redis"}, "AUTHD_RATELIMIT_BACKEND", "", ""},
-		{"NoURL", []string{"AUTHD_RATELIMIT_BACKEND=redis"}, "AUTHD_REDIS_URL", "", ""},
-		{"BadDB", []string{"AUTHD_RATELIMIT_BACKEND=redis", "AUTHD_REDIS_URL=redis://127.0.0.1:6379/x"}, "AUTHD_REDIS_URL", "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConfig(t, env(tt.vars...))
-			if tt.want != "" {
-				wantErr(t, err, tt.want)
-				return
-			}
-			if err != nil || c.Limits.Backend != tt.backend || c.Limits.RedisURL != tt.to {
-				t.Fatalf("config = %q %q, %v; want %q %q", c.Limits.Backend, c.Limits.RedisURL, err, tt.backend, tt.to)
-			}
-		})
-	}
 }

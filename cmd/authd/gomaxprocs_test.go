@@ -3,7 +3,6 @@ package main
 import (
 	"runtime"
 	"testing"
-	"time"
 )
 
 // serve keeps one P more than hashing can take, and gives it back.
@@ -24,34 +23,5 @@ func TestReserveProc(t *testing.T) {
 	restore()
 	if n != 2 || runtime.GOMAXPROCS(0) != 4 {
 		t.Fatalf("reserveProc(2) on 4 Ps = %d, GOMAXPROCS %d", n, runtime.GOMAXPROCS(0))
-	}
-}
-
-func TestConfig_TokenCacheTTL(t *testing.T) {
-	tests := []struct {
-		value string
-		want  time.Duration
-		bad   bool
-	}{
-		{"", 5 * time.Second, false},
-		{"1s", time.Second, false},
-		{"0", 0, false},
-		{"off", 0, false},
-		{"1m", time.Minute, false},
-		{"2m", 0, true},
-		{"-1s", 0, true},
-		{"soon", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.value, func(t *testing.T) {
-			c, err := parseConfig(t, env("AUTHD_TOKEN_CACHE_TTL="+tt.value))
-			if tt.bad {
-				wantErr(t, err, "AUTHD_TOKEN_CACHE_TTL")
-				return
-			}
-			if err != nil || c.TokenCacheTTL != tt.want {
-				t.Fatalf("TokenCacheTTL = %v, %v; want %v", c.TokenCacheTTL, err, tt.want)
-			}
-		})
 	}
 }

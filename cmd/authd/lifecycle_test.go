@@ -583,46 +583,6 @@ func TestServe_Metrics(t *testing.T) {
 	})
 }
 
-func TestConfig_Operations(t *testing.T) {
-	tests := []struct {
-		name string
-		vars []string
-		want string // an error substring, "" for success
-	}{
-		{"Defaults", nil, ""},
-		{"MetricsListen", []string{"AUTHD_METRICS_LISTEN=127.0.0.1:9108"}, ""},
-		{"MetricsListenAllInterfaces", []string{"AUTHD_METRICS_LISTEN=:9108"}, ""},
-		{"MetricsListenNotHostPort", []string{"AUTHD_METRICS_LISTEN=9108"}, "AUTHD_METRICS_LISTEN"},
-		{"MetricsListenIsListen", []string{"AUTHD_LISTEN=:8008", "AUTHD_METRICS_LISTEN=:8008"}, "leave it empty"},
-		{"DBTimeout", []string{"AUTHD_DB_TIMEOUT=750ms"}, ""},
-		{"DBTimeoutTiny", []string{"AUTHD_DB_TIMEOUT=5ms"}, "AUTHD_DB_TIMEOUT"},
-		{"DBTimeoutHuge", []string{"AUTHD_DB_TIMEOUT=5m"}, "AUTHD_DB_TIMEOUT"},
-		{"DBTimeoutJunk", []string{"AUTHD_DB_TIMEOUT=soon"}, "AUTHD_DB_TIMEOUT"},
-		{"LogFormatText", []string{"AUTHD_LOG_FORMAT=text"}, ""},
-		{"LogFormatXML", []string{"AUTHD_LOG_FORMAT=xml"}, "AUTHD_LOG_FORMAT"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			vars := map[string]string{}
-			for _, kv := range tt.vars {
-				k, v, _ := strings.Cut(kv, "=")
-				vars[k] = v
-			}
-			c, err := parseConfig(t, func(k string) string { return vars[k] })
-			if tt.want != "" {
-				wantErr(t, err, tt.want)
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.name == "Defaults" && (c.LogFormat != "auto" || c.DBTimeout != 3*time.Second || c.MetricsListen != "") {
-				t.Fatalf("defaults: %+v", c)
-			}
-		})
-	}
-}
-
 // The auto log format is JSON when stderr is not a terminal: a container's
 // log, a pipe, a file.
 func TestNewLogger_Auto(t *testing.T) {
@@ -682,22 +642,5 @@ func TestServe_ShutdownDelay(t *testing.T) {
 	}
 	if !strings.Contains(s.log(), `"msg":"draining: /readyz says unavailable, still serving","for":"2s"`) {
 		t.Errorf("no draining line in the log:\n%s", s.log())
-	}
-}
-
-func TestConfig_ShutdownDelay(t *testing.T) {
-	for _, tt := range []struct {
-		v    string
-		want time.Duration
-		err  bool
-	}{{"0", 0, false}, {"0s", 0, false}, {"5s", 5 * time.Second, false}, {"1m", time.Minute, false}, {"2m", 0, true}, {"-1s", 0, true}, {"soon", 0, true}} {
-		c, err := parseConfig(t, env("AUTHD_SHUTDOWN_DELAY="+tt.v))
-		if tt.err {
-			wantErr(t, err, "AUTHD_SHUTDOWN_DELAY")
-			continue
-		}
-		if err != nil || c.ShutdownDelay != tt.want {
-			t.Errorf("AUTHD_SHUTDOWN_DELAY=%s: %v, %v; want %v", tt.v, c.ShutdownDelay, err, tt.want)
-		}
 	}
 }
