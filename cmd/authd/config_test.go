@@ -3,11 +3,19 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
+
+var update = flag.Bool("update", false, "rewrite docs/configuration.md from the settings table")
 
 // parseConfig reads every setting from getenv as a subcommand does, flags
 // and validation included.
@@ -187,4 +195,221 @@ func TestConfig_TokenCacheTTL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// configDoc is docs/configuration.md's path from this package.
+const configDoc = "../../docs/configuration.md"
+
+// otherVariable is an AUTHD_* variable that authd itself does not read:
+// deployment files, tests, the bench and the end-to-end suite do.
+type otherVariable struct {
+	name, readBy, meaning string
+}
+
+var deploymentVariables = []otherVariable{
+	{"AUTHD_IMAGE", "docker-compose.yml", "the image docker compose builds from the Dockerfile and runs (default `authd:local`)"},
+	{"AUTHD_HTTP_PORT", "docker-compose.yml", "the host port nginx is published on, the only published port (default `8080`)"},
+	{"AUTHD_BACKEND_SUBNET", "docker-compose.yml", "the backend network's subnet (default `172.30.18.0/24`); authd's `AUTHD_TRUSTED_PROXIES` is set to it"},
+	{"AUTHD_SITE", "deploy/caddy/Caddyfile", "the site Caddy serves (default `matrix.example.org`, which Caddy gets a certificate for)"},
+	{"AUTHD_UPSTREAM", "deploy/caddy/Caddyfile", "authd's address (default `authd:8008`)"},
+}
+
+var testVariables = []otherVariable{
+	{"AUTHD_TEST_DATABASE_URL", "go test", "a Postgres server (`postgres://…`) the tests create and drop their own databases on; `make test` starts a throwaway one with pg_virtualenv"},
+	{"AUTHD_TEST_REQUIRE_ALL", "go test", "`=1` turns the skips of tests that need Postgres or Redis into failures; `make test` sets it"},
+	{"AUTHD_BENCH_DATABASE_URL", "authd-bench", "the Postgres server `make bench` measures on; when it is unset, `make bench` starts a throwaway one with pg_virtualenv"},
+	{"AUTHD_E2E_BIN", "e2e/run.sh", "test this authd binary instead of building `bin/authd`"},
+	{"AUTHD_E2E_NGINX", "e2e/run.sh", "another nginx than `/usr/sbin/nginx`"},
+	{"AUTHD_E2E_REDIS_SERVER", "e2e/run.sh", "another redis-server than `/usr/bin/redis-server`"},
+	{"AUTHD_E2E_CADDY", "e2e/run.sh", "another caddy than `/usr/bin/caddy`"},
+	{"AUTHD_E2E_PYTHON3", "e2e/run.sh", "another python3 than `/usr/bin/python3` (it runs the WSGI stand-in homeserver)"},
+	{"AUTHD_E2E_SDK_LOG", "e2e/lib/sdk.mjs", "the matrix-js-sdk log level, such as `debug` (default: silent)"},
+}
+
+// e2eRunVariables are what e2e/run.sh tells the test files about the
+// servers it started; nobody sets them by hand.
+var e2eRunVariables = []otherVariable{
+	{"AUTHD_E2E_INSIDE_PG", "e2e/run.sh", "set when run.sh runs again inside pg_virtualenv"},
+	{"AUTHD_E2E_BASEURL", "e2e/lib/env.mjs", "an authd with rate limits off, `/versions` served and 1 s access tokens"},
+	{"AUTHD_E2E_LIMITED_BASEURL", "e2e/lib/env.mjs", "an authd on the same database with the default rate limits"},
+	{"AUTHD_E2E_SERVER_NAME", "e2e/lib/env.mjs", "the server name of every authd the suite starts"},
+	{"AUTHD_E2E_PROXY_BASEURL", "e2e/lib/env.mjs", "nginx with `deploy/nginx/authd.conf` in front of a third authd and a stand-in homeserver"},
+	{"AUTHD_E2E_HOMESERVER_PORT", "e2e/lib/env.mjs", "the port that stand-in homeserver listens on"},
+	{"AUTHD_E2E_NGINX_ACCESS_LOG", "e2e/lib/env.mjs", "that nginx's access log"},
+	{"AUTHD_E2E_TRUSTED_PROXIES", "e2e/lib/env.mjs", "`1` when the authd behind nginx trusts it as its proxy"},
+	{"AUTHD_E2E_HARDENED_BASEURL", "e2e/tests/hardening.test.mjs", "an authd with a small budget of failed token checks"},
+	{"AUTHD_E2E_HARDENED_PROXIES", "e2e/tests/hardening.test.mjs", "the nginx and Caddy in front of it: `name url homeserverPort logDir`, separated by `;`"},
+	{"AUTHD_E2E_AUTHD", "e2e/lib/replicas.mjs", "the authd binary the replica tests start"},
+	{"AUTHD_E2E_LOGS", "e2e/lib/replicas.mjs", "the directory the suite's logs go to"},
+}
+
+// renderConfigDoc writes docs/configuration.md from the settings table and
+// the tables of other variables above.
+func renderConfigDoc() string {
+	var b strings.Builder
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	b.WriteString("<!-- Generated from the settings table in cmd/authd/config.go: edit the table, then run `go test ./cmd/authd -run TestConfigDoc -update`. -->\n\n")
+	b.WriteString(`# Configuration
+
+authd reads its settings from ` + "`AUTHD_*`" + ` environment variables, or from flags of the same names
+(` + "`AUTHD_DATABASE_URL` is `--database-url`" + `); a flag wins over its variable. Each subcommand
+takes only the settings it uses: ` + "`authd serve --help`" + ` lists them with their current values.
+Values are checked once, at start: a bad one stops the command with a message naming the variable,
+and every bad one is reported at once. A secret setting may hold a password: ` + "`--help`" + ` shows it
+redacted, and no error message quotes it.
+
+| Variable | Flag | Default | Used by | Meaning |
+|---|---|---|---|---|
+`)
+	for _, s := range settings {
+		name := "`" + s.env + "`"
+		if s.secret {
+			name += " (secret)"
+		}
+		def := "(empty)"
+		if s.def != "" {
+			def = "`" + s.def + "`"
+		}
+		meaning := s.doc
+		if meaning == "" {
+			meaning = s.help
+		}
+		fmt.Fprintf(&b, "| %s | `--%s` | %s | %s | %s |\n", name, flagName(s.env), def, s.usedBy, cell(meaning))
+	}
+	table := func(vars []otherVariable) {
+		b.WriteString("| Variable | Read by | Meaning |\n|---|---|---|\n")
+		for _, v := range vars {
+			fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", v.name, v.readBy, cell(v.meaning))
+		}
+	}
+	b.WriteString("\n## Deployment files\n\nThe compose files and the Caddy configuration read these; authd itself does not.\n\n")
+	table(deploymentVariables)
+	b.WriteString("\n## Tests and benchmarks\n\nThe tests, `make bench` and the end-to-end suite (`make e2e`) read these.\n\n")
+	table(testVariables)
+	b.WriteString("\n`e2e/run.sh` sets these for the test files it runs, to tell them about the servers it started;\nthey are not set by hand.\n\n")
+	table(e2eRunVariables)
+	return b.String()
+}
+
+// docs/configuration.md is what the settings table renders to.
+func TestConfigDoc(t *testing.T) {
+	want := renderConfigDoc()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(configDoc), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(configDoc, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatalf("%v (go test ./cmd/authd -run TestConfigDoc -update writes it)", err)
+	}
+	if string(got) != want {
+		t.Fatalf("docs/configuration.md is not what the settings table renders; run go test ./cmd/authd -run TestConfigDoc -update\n%s", lineDiff(string(got), want))
+	}
+}
+
+// lineDiff lists the lines only one of got and want has.
+func lineDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	var b strings.Builder
+	for _, l := range g {
+		if !slices.Contains(w, l) {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range w {
+		if !slices.Contains(g, l) {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// pendingNames are documented ahead of the code that reads them.
+var pendingNames = []string{"AUTHD_TEST_REQUIRE_ALL"}
+
+var authdName = regexp.MustCompile(`AUTHD_[A-Z0-9_]*[A-Z0-9]`)
+
+// Every AUTHD_* variable the code, scripts, Makefile, deployment and e2e
+// files name is documented, and every documented one is named there.
+func TestConfigDoc_NamesEveryVariable(t *testing.T) {
+	doc, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, n := range authdName.FindAllString(string(doc), -1) {
+		documented[n] = true
+	}
+	named := map[string]string{} // a variable, and a file naming it
+	root := filepath.Join("..", "..")
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			switch d.Name() {
+			case ".git", "node_modules", "bin":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !isScanned(rel) {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, n := range authdName.FindAllString(string(b), -1) {
+			if _, ok := named[n]; !ok {
+				named[n] = filepath.ToSlash(rel)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(named) < len(settings) {
+		t.Fatalf("found %d variables in the repository, fewer than the %d settings: is the walk reading it?", len(named), len(settings))
+	}
+	for n, file := range named {
+		if !documented[n] {
+			t.Errorf("%s (in %s) is not in docs/configuration.md: give it a row in config.go's settings or in config_test.go's other variables", n, file)
+		}
+	}
+	for n := range documented {
+		_, ok := named[n]
+		switch pending := slices.Contains(pendingNames, n); {
+		case ok && pending:
+			t.Errorf("%s is read now: drop it from pendingNames", n)
+		case !ok && !pending:
+			t.Errorf("docs/configuration.md documents %s, which nothing reads", n)
+		}
+	}
+}
+
+// isScanned tells whether a file, by its path from the repository root, is
+// code, a script, or a build, deployment or e2e file: everything but the
+// documentation, and config_test.go, which holds the page's own text.
+func isScanned(rel string) bool {
+	rel = filepath.ToSlash(rel)
+	if rel == "cmd/authd/config_test.go" {
+		return false
+	}
+	switch filepath.Ext(rel) {
+	case ".go", ".sh", ".mjs", ".js", ".py", ".yml", ".yaml", ".conf", ".sql":
+		return true
+	}
+	switch filepath.Base(rel) {
+	case "Makefile", "Dockerfile", "Caddyfile", ".env.example":
+		return true
+	}
+	return strings.HasPrefix(rel, ".ci/")
 }

@@ -36,7 +36,7 @@ Commands:
   healthcheck                             exit 0 when /readyz says ready
 
 Configuration comes from AUTHD_* environment variables, or flags of the
-same names (AUTHD_DATABASE_URL is --database-url). See README.md.
+same names (AUTHD_DATABASE_URL is --database-url). See docs/configuration.md.
 `
 
 // run is authd's whole program: it parses args, dispatches the subcommand and
