@@ -262,7 +262,7 @@ export AUTHD_E2E_PROXY_BASEURL=$proxy_url
 export AUTHD_E2E_HOMESERVER_PORT=$homeserver_port
 export AUTHD_E2E_NGINX_ACCESS_LOG=$logs/nginx/access.log
 
-# tests/hardening.test.mjs: the audit's reproductions through nginx and
+# tests/hardening.test.mjs: known attacks reproduced through nginx and
 # Caddy, each with the shipped config, in front of one more authd (per-IP
 # budget of 3 failed token checks a minute; the proxies' 127.0.0.1 trusted)
 # and of a WSGI stand-in homeserver each, which the test starts on the given

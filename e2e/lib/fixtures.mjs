@@ -26,7 +26,7 @@ export const users = {
     ivan: { localpart: "ivan", password: "ivan's replicated pw", email: "" },
     // Three replicas: authd user deactivate.
     judy: { localpart: "judy", password: "judy deactivated", email: "" },
-    // The audit's reproductions through nginx and through Caddy.
+    // The attack reproductions through nginx and through Caddy.
     nina: { localpart: "nina", password: "nina behind hardened nginx", email: "" },
     oscar: { localpart: "oscar", password: "oscar behind hardened caddy", email: "" },
 };

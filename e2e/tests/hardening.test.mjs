@@ -1,4 +1,4 @@
-// The security audit's reproductions through real nginx and real Caddy with
+// Known attacks on the proxy split, reproduced through real nginx and real Caddy with
 // the shipped configs (run.sh renders only listen lines, log paths and
 // Caddy's admin line), in front of an authd with a budget of 3 failed token
 // checks a minute per client address and of a WSGI stand-in homeserver
@@ -115,7 +115,7 @@ const isIdentityName = (n) => /^x[-_]matrix[-_](user|device)[-_]id$/i.test(n);
 const who = [users.nina, users.oscar];
 
 for (const [i, proxy] of proxies.entries()) {
-    describe(`the audit's reproductions through ${proxy.name} (shipped config)`, () => {
+    describe(`attack reproductions through ${proxy.name} (shipped config)`, () => {
         const user = who[i];
         // A loopback source address per test, distinct per proxy.
         const from = (n) => `127.0.${10 + i}.${n}`;
@@ -184,7 +184,7 @@ for (const [i, proxy] of proxies.entries()) {
         test("§2: dot segments are refused with 400, %2F in an event ID passes", async () => {
             const n = nonce();
             const refused = [
-                // The audit's three.
+                // The three first reported.
                 `/_matrix/client/v1/media/download/example.org/MEDIAID/x%2F..%2F..%2F..%2F..%2F..%2F..%2F..%2Ffederation%2Fx${n}`,
                 `/_matrix/client/v3/rooms/!r:example.org/members/..%2F..%2F..%2F..%2F..%2F..%2Fclient%2Fversions?e2e=${n}`,
                 `/_matrix/client/v3/sync/../../../federation/v1/x${n}`,

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -21,20 +22,21 @@ import (
 )
 
 // The Matrix conformance table. Each row carries the ID of the requirement it
-// checks (this file's checklist of spec v1.19: transport, login, tokens,
-// logout, whoami, user IDs, refresh), sends one request through the real router on a fresh
+// checks (docs/conformance.md: authd's checklist of spec v1.19, one table row
+// per ID), sends one request through the real router on a fresh
 // store, and asserts the status, the errcode, the body fields the requirement
 // is about and the CORS headers. Where the spec and Synapse differ, the rows
-// follow authd's documented decisions (README). TestConformance_Coverage fails when a
+// follow authd's decisions (docs/design.md). TestConformance_Coverage fails when a
 // requirement loses its last row.
 //
-// Not applicable to authd, hence no row (notApplicable holds the same list):
+// Not applicable to authd, hence no row (notApplicable and the page hold the
+// same list):
 //
 //	GL-2  404 M_UNRECOGNIZED on GET /login is for servers that do not offer
 //	      the legacy login API; offering it is authd's whole job.
 //	A-5   account locking (401 M_USER_LOCKED): authd has no locked state.
 //
-// Section 6 (R-1..R-6) and P-2 have rows too; the multi-step rotation and
+// The refresh requirements (R-1..R-6) and P-2 have rows too; the multi-step rotation and
 // replay rules are in refresh_test.go.
 //
 // Also outside the table: the L-11 cross-signing clause (authd stores no
@@ -245,7 +247,7 @@ func wantLive(t *testing.T, h *harness, tok, userID string) {
 }
 
 // wantRevoked asserts that tok was revoked: 401 M_UNKNOWN_TOKEN without
-// soft logout, so the client drops its session (research A-4).
+// soft logout, so the client drops its session (A-4).
 func wantRevoked(t *testing.T, h *harness, tok string) {
 	t.Helper()
 	r := h.whoami(tok)
@@ -550,7 +552,7 @@ var conformance = []conformanceCase{
 		body:       `{"type":"m.login.password","user":"alice","password":"secret pw","device_id":"PHONE","initial_device_display_name":"Renamed"}`,
 		wantStatus: 200, want: map[string]any{"device_id": "PHONE", "access_token": isAccessToken},
 		check: func(t *testing.T, h *harness, f fixture, r response) {
-			// The spec prose wins over Synapse (#6616), as README says.
+			// The spec prose wins over Synapse (#6616): see docs/design.md.
 			wantRevoked(t, h, f.token)
 			wantLive(t, h, r.str("access_token"), "@alice:example.org")
 			devices := wantDevices(t, h, "@alice:example.org", "OLDDEVICE", "PHONE", "TABLET")
@@ -893,20 +895,37 @@ var notApplicable = map[string]string{
 	"A-5":  "authd has no account locking",
 }
 
-// TestConformance_Coverage fails when a requirement loses its last row, or
-// gains a row while marked not applicable.
+// TestConformance_Coverage fails when a requirement of docs/conformance.md
+// loses its last row, when a row names an ID the page does not list, or when
+// a requirement the page marks not applicable gains a row. The page is the
+// list, so the checklist and the table cannot drift apart.
 func TestConformance_Coverage(t *testing.T) {
-	want := []string{
-		"T-1", "T-2", "T-3", "T-4", "T-5", "T-6", "T-7", "T-8",
-		"GL-1", "GL-3",
-		"L-1", "L-2", "L-3", "L-4", "L-5", "L-6", "L-7", "L-8", "L-9", "L-10", "L-11", "L-12", "L-13", "L-14", "L-15",
-		"R-1", "R-2", "R-3", "R-4", "R-5", "R-6", "P-2",
-		"A-1", "A-2", "A-3", "A-4",
-		"LO-1", "LO-2", "LO-3", "LO-4",
-		"W-1", "W-2",
-		"U-1", "U-2", "U-3", "U-4",
-		"P-1",
-		"D-1", "D-3",
+	page, err := os.ReadFile("../../docs/conformance.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A requirement is a table row "| ID | requirement | spec |"; one whose
+	// text says "Not applicable" has no row here, by design.
+	rowRE := regexp.MustCompile(`(?m)^\| *([A-Z]+-[0-9]+) *\|(.*)$`)
+	var want, notApplicableOnPage []string
+	for _, m := range rowRE.FindAllStringSubmatch(string(page), -1) {
+		if strings.Contains(m[2], "Not applicable") {
+			notApplicableOnPage = append(notApplicableOnPage, m[1])
+		} else {
+			want = append(want, m[1])
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("docs/conformance.md lists no requirement")
+	}
+	var na []string
+	for id := range notApplicable {
+		na = append(na, id)
+	}
+	slices.Sort(na)
+	slices.Sort(notApplicableOnPage)
+	if !slices.Equal(na, notApplicableOnPage) {
+		t.Errorf("not applicable here: %v; in docs/conformance.md: %v", na, notApplicableOnPage)
 	}
 	var got []string
 	for _, c := range conformance {
@@ -920,6 +939,6 @@ func TestConformance_Coverage(t *testing.T) {
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Fatalf("requirements covered:\n%v\nwant:\n%v", got, want)
+		t.Fatalf("requirements covered:\n%v\nwant (docs/conformance.md):\n%v", got, want)
 	}
 }

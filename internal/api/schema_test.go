@@ -43,7 +43,7 @@ var notMatrix = map[string]bool{"/healthz": true, "/readyz": true}
 
 // unmodelled are the Matrix paths authd serves whose success response no
 // v1.19 definition describes: the r0.2.0 seed's /tokenrefresh, removed from
-// the spec in r0.3.0 (research P-2). Their errors are still checked against
+// the spec in r0.3.0 (P-2 in docs/conformance.md). Their errors are still checked against
 // the generic error schema.
 var unmodelled = map[string]bool{"/_matrix/client/r0/tokenrefresh": true}
 
@@ -249,7 +249,7 @@ func (v *specValidator) validate(req *http.Request, res *http.Response) error {
 	if res.StatusCode >= 400 {
 		// error.yaml requires only errcode, but the prose (Standard error
 		// response) says "The keys error and errcode MUST always be
-		// present" (research T-3).
+		// present" (T-3).
 		var e struct {
 			Error *string `json:"error"`
 		}
