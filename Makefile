@@ -58,7 +58,7 @@ test-go:
 e2e:
 	bash e2e/run.sh
 
-# bench: authd against this machine's bounds (bcrypt, /healthz) on a throwaway Postgres and on SQLite; fails on a missed target; SMOKE=1 for seconds and no targets.
+# bench: authd against this machine's bounds (bcrypt, /healthz) on a throwaway Postgres and on SQLite, and how long a revoked token lives on in another replica's cache; fails on a missed target; SMOKE=1 for seconds and no targets.
 bench: build
 	$(GO) build -o bin/authd-bench ./cmd/authd-bench
 ifeq ($(strip $(AUTHD_BENCH_DATABASE_URL)),)

@@ -12,6 +12,11 @@
 // reports the rate beside the direct one and how nginx split the requests:
 // a replica with less than 30% of them fails the run, smoke runs included.
 //
+// On both stores it last starts a second authd on the same database and
+// times, over -revocation-rounds tokens (a few in a smoke run), how long
+// after a logout on one authd the other, which had the token cached, still
+// honours it: p50, p99 and max, with no target.
+//
 //	authd-bench -authd bin/authd            # AUTHD_BENCH_DATABASE_URL: a Postgres server
 //	authd-bench -authd bin/authd -smoke     # seconds, no targets asserted
 //

@@ -47,7 +47,10 @@ type options struct {
 	authdEnv     []string
 	scenarios    []string // empty: all
 	nginx        string
-	nginxVersion string // nginx -v, when a scenario needs nginx
+	// revocationRounds is how many tokens the revocation-across-replicas
+	// scenario revokes.
+	revocationRounds int
+	nginxVersion     string // nginx -v, when a scenario needs nginx
 }
 
 type stringList []string
@@ -75,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Float64Var(&o.flood, "flood", 4, "the login flood's offered rate, in multiples of the bcrypt bound")
 	fs.Var((*stringList)(&o.authdEnv), "authd-env", "KEY=VALUE added to authd's environment (repeatable), e.g. AUTHD_TOKEN_CACHE_TTL=0")
 	fs.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "the nginx binary of the "+nginxScenario+" scenario (postgres)")
+	fs.IntVar(&o.revocationRounds, "revocation-rounds", 200, "tokens the "+revocationScenario+" scenario revokes on one replica and times until the other refuses them")
 	scenarios := fs.String("scenarios", "", "run only these scenarios (comma-separated names); targets are then not asserted")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -96,6 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.smoke {
 		o.warmup, o.duration = 200*time.Millisecond, 500*time.Millisecond
+		o.revocationRounds = min(o.revocationRounds, 5)
 		if o.logoutTokens == 0 {
 			o.logoutTokens = 5000
 		}
