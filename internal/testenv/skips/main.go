@@ -52,6 +52,8 @@ func main() {
 			failed = true
 			fmt.Print(strings.Join(output[key], ""))
 			delete(output, key)
+		case e.Test == "" && e.Action == "skip":
+			// A package with no tests: its "?" line said so.
 		case e.Action == "skip":
 			r := reason(output[key])
 			if skipped[r] == nil {
