@@ -6,7 +6,7 @@
 #   docker run -p 8008:8008 -v authd-data:/data authd     # SQLite in /data
 #   docker run -e AUTHD_DATABASE_URL=postgres://... authd  # Postgres
 #
-# deploy/deploy_test.go checks this file's shape and builds its `go build`
+# deploy/dockerfile_test.go checks this file's shape and builds its `go build`
 # line.
 
 # Build on the builder's own platform; Go cross-compiles to the target's.

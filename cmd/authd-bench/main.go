@@ -1,19 +1,3 @@
-// Command authd-bench measures authd against the physical bounds of the
-// machine it runs on. It starts authd itself, once on a fresh Postgres
-// database and once on SQLite, with rate limits off and bcrypt at cost 10,
-// drives each scenario with a fixed number of keep-alive connections (a
-// warm-up, then a fixed measured window), and prints per store a table of
-// requests/s, p50, p99 and errors, the bounds (bcrypt: CPUs / one
-// comparison; HTTP: /healthz), the target ratios, and authd's peak RSS. It
-// writes the figures as JSON and exits 1 when a target is missed.
-//
-// On Postgres it also runs the whoami load through nginx (-nginx, Debian's
-// /usr/sbin/nginx) in front of two authd replicas on the one database, and
-// reports the rate beside the direct one and how nginx split the requests:
-// a replica with less than 30% of them fails the run, smoke runs included.
-//
-//	authd-bench -authd bin/authd            # AUTHD_BENCH_DATABASE_URL: a Postgres server
-//	authd-bench -authd bin/authd -smoke     # seconds, no targets asserted
 package main
 
 import (
@@ -63,7 +47,10 @@ type options struct {
 	authdEnv     []string
 	scenarios    []string // empty: all
 	nginx        string
-	nginxVersion string // nginx -v, when a scenario needs nginx
+	// revocationRounds is how many tokens the revocation-across-replicas
+	// scenario revokes.
+	revocationRounds int
+	nginxVersion     string // nginx -v, when a scenario needs nginx
 }
 
 type stringList []string
@@ -91,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Float64Var(&o.flood, "flood", 4, "the login flood's offered rate, in multiples of the bcrypt bound")
 	fs.Var((*stringList)(&o.authdEnv), "authd-env", "KEY=VALUE added to authd's environment (repeatable), e.g. AUTHD_TOKEN_CACHE_TTL=0")
 	fs.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "the nginx binary of the "+nginxScenario+" scenario (postgres)")
+	fs.IntVar(&o.revocationRounds, "revocation-rounds", 200, "tokens the "+revocationScenario+" scenario revokes on one replica and times until the other refuses them")
 	scenarios := fs.String("scenarios", "", "run only these scenarios (comma-separated names); targets are then not asserted")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -112,6 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.smoke {
 		o.warmup, o.duration = 200*time.Millisecond, 500*time.Millisecond
+		o.revocationRounds = min(o.revocationRounds, 5)
 		if o.logoutTokens == 0 {
 			o.logoutTokens = 5000
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/authd/authd/internal/bench"
 )
@@ -284,80 +285,30 @@ func (n *nginx) logTail() string {
 	return string(b)
 }
 
-// counterSum adds up the samples of the metric name, in the Prometheus
+// counterSum adds up the samples of the counter name, in the Prometheus
 // text format, whose labels include every one of match (0 when none do:
 // a series appears with its first event).
 func counterSum(r io.Reader, name string, match map[string]string) (float64, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return 0, fmt.Errorf("metrics: %w", err)
+	}
 	var sum float64
-	s := bufio.NewScanner(r)
-	s.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for s.Scan() {
-		line := s.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != '{' && rest[0] != ' ') {
-			continue // a comment, another metric, or one named name_...
-		}
+	for _, m := range families[name].GetMetric() {
 		labels := map[string]string{}
-		if rest[0] == '{' {
-			var err error
-			if labels, rest, err = parseLabels(rest[1:]); err != nil {
-				return 0, fmt.Errorf("metrics: %q: %w", line, err)
-			}
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			return 0, fmt.Errorf("metrics: %q: no value", line)
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metrics: %q: %w", line, err)
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
 		}
 		matches := true
 		for k, want := range match {
 			matches = matches && labels[k] == want
 		}
 		if matches {
-			sum += v
+			sum += m.GetCounter().GetValue()
 		}
 	}
-	return sum, s.Err()
-}
-
-// parseLabels reads `a="x",b="y"}` and returns the labels and what follows
-// the closing brace.
-func parseLabels(s string) (map[string]string, string, error) {
-	labels := map[string]string{}
-	for {
-		s = strings.TrimLeft(s, ", ")
-		if s == "" {
-			return nil, "", errors.New("no closing brace")
-		}
-		if s[0] == '}' {
-			return labels, s[1:], nil
-		}
-		name, rest, ok := strings.Cut(s, "=")
-		if !ok || !strings.HasPrefix(rest, `"`) {
-			return nil, "", errors.New("bad label")
-		}
-		var v strings.Builder
-		i := 1
-		for ; i < len(rest) && rest[i] != '"'; i++ {
-			c := rest[i]
-			if c == '\\' && i+1 < len(rest) {
-				i++
-				c = rest[i]
-				if c == 'n' {
-					c = '\n'
-				}
-			}
-			v.WriteByte(c)
-		}
-		if i == len(rest) {
-			return nil, "", errors.New("unterminated label value")
-		}
-		labels[strings.TrimSpace(name)] = v.String()
-		s = rest[i+1:]
-	}
+	return sum, nil
 }
 
 // whoamiCount reads how many whoami requests the authd at addr (its

@@ -113,6 +113,13 @@ func printStore(w io.Writer, sr storeResult, o options) {
 	b := sr.Bounds
 	fmt.Fprintf(w, "bounds: bcrypt %.1f logins/s (%d CPUs / %.2fms per comparison; internal/password Verify %.2fms); HTTP %.0f req/s (/healthz)\n",
 		b.BcryptPerSecond, sr.AuthdCPUs, b.BcryptMS, b.HasherVerifyMS, b.HTTPPerSecond)
+	if r := sr.Revocation; r != nil {
+		// No target: the figure is the notice's path (NOTIFY, or SQLite's
+		// 50 ms poll) on a loaded machine, and the token cache's lifetime
+		// (AUTHD_TOKEN_CACHE_TTL, 5 s) bounds it whatever happens.
+		fmt.Fprintf(w, "revocation across replicas: logout on one authd, token refused by the other (which had it cached) after p50 %.2fms, p99 %.2fms, max %.2fms over %d rounds (%d whoami honoured meanwhile); no target\n",
+			r.P50MS, r.P99MS, r.MaxMS, r.Rounds, r.Polls)
+	}
 	fmt.Fprintf(w, "authd peak RSS: %.1f MiB\n", sr.PeakRSSMiB)
 	for _, c := range sr.Checks {
 		verdict := "ok"

@@ -26,7 +26,9 @@ type storeResult struct {
 	// whoami-during-login-flood row.
 	Flood      floodResult `json:"login_flood"`
 	PeakRSSMiB float64     `json:"authd_peak_rss_mib"`
-	Checks     []check     `json:"checks"`
+	// Revocation is the revocation-across-replicas scenario's, when it ran.
+	Revocation *revocationResult `json:"revocation_across_replicas,omitempty"`
+	Checks     []check           `json:"checks"`
 }
 
 type bounds struct {
@@ -192,13 +194,22 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 			sr.Flood = f
 			return add(s, err)
 		}},
-		// Last, so that the second replica and nginx run beside no other
+		// Last, so that a second replica (and nginx) runs beside no other
 		// scenario.
 		{nginxScenario, func() error {
 			if kind != "postgres" {
 				return nil
 			}
 			return add(throughNginx(ctx, a, o, dir, m.access, row(sr, "whoami").PerSecond, logw))
+		}},
+		{revocationScenario, func() error {
+			r, err := acrossReplicas(ctx, a, kind, dir, o.revocationRounds, logw)
+			if err != nil {
+				return err
+			}
+			sr.Revocation = &r
+			progress(logw, "%s: %-26s %d rounds  p50 %7.2fms  p99 %7.2fms  max %7.2fms", kind, revocationScenario, r.Rounds, r.P50MS, r.P99MS, r.MaxMS)
+			return ctx.Err()
 		}},
 	}
 	for _, step := range steps {

@@ -618,13 +618,14 @@ func TestServe_ShutdownDelay(t *testing.T) {
 	go func() { stopped <- s.stop() }()
 
 	// Ready no more, but serving: /readyz turns 503 while /login answers.
-	deadline := start.Add(delay / 2)
+	// No deadline: a serve that never turned 503 exits after the delay,
+	// and the next call fails.
 	for {
 		r := call(t, "GET", s.base+"/readyz", "", "")
 		if r.status == 503 && r.str("reason") == "shutting down" {
 			break
 		}
-		if r.status != 200 || time.Now().After(deadline) {
+		if r.status != 200 {
 			t.Fatalf("/readyz after the stop: %d %s", r.status, r.raw)
 		}
 	}
@@ -634,6 +635,8 @@ func TestServe_ShutdownDelay(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("serve returned %v", err)
 	}
+	// A lower bound only: a loaded machine makes the drain longer, never
+	// shorter.
 	if took := time.Since(start); took < delay {
 		t.Fatalf("serve stopped after %v, before its %v delay", took, delay)
 	}

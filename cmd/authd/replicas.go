@@ -134,8 +134,10 @@ func (f *revocationFeed) run(ctx context.Context, l store.RevocationListener) {
 }
 
 func (f *revocationFeed) revoked(r store.Revocation) {
-	f.received.Add(1)
 	f.cache.Revoked(r)
+	// Counted once the cache has dropped the tokens: whoever reads the
+	// count may rely on them being refused.
+	f.received.Add(1)
 }
 
 func (f *revocationFeed) state(ok bool, err error) {

@@ -30,7 +30,9 @@ type testStore interface {
 }
 
 // forEachStore runs fn as a subtest on a fresh SQLite store and a fresh
-// Postgres store: the HTTP behaviour must not depend on the database.
+// Postgres store: the HTTP behaviour must not depend on the database. With
+// no Postgres configured the Postgres subtest skips (see pgtest) and the
+// SQLite one still runs.
 func forEachStore(t *testing.T, fn func(t *testing.T, st testStore)) {
 	t.Helper()
 	open := map[string]func(t *testing.T) testStore{

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,19 +102,25 @@ func TestClosed_Run(t *testing.T) {
 }
 
 func TestOpen_Run(t *testing.T) {
+	const window = 100 * time.Millisecond
+	// Every answer is held until the window is over (counted from the first
+	// request, which comes at its start): the two connections are then busy
+	// throughout, and every later tick finds none free.
+	var once sync.Once
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(20 * time.Millisecond)
+		once.Do(func() { time.AfterFunc(window+200*time.Millisecond, func() { close(release) }) })
+		<-release
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	// 200/s for 20 ms each needs 4 connections; 2 miss about half.
-	r, err := Open{Addr: host, Conns: 2, Rate: 200, Duration: 300 * time.Millisecond, Request: NewRequest("GET", host, "/", "")}.Run()
+	r, err := Open{Addr: host, Conns: 2, Rate: 200, Duration: window, Request: NewRequest("GET", host, "/", "")}.Run()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Sent == 0 || r.Missed == 0 || r.Statuses[429] != r.Sent || r.Max(429) < 20*time.Millisecond {
-		t.Fatalf("result %+v", r)
+	if r.Sent != 2 || r.Missed == 0 || r.Statuses[429] != 2 || len(r.Latencies[429]) != 2 {
+		t.Fatalf("result %+v, want 2 sent and answered 429, the other ticks missed", r)
 	}
 }
 
@@ -125,8 +132,24 @@ func TestProc(t *testing.T) {
 	if peak, err := PeakRSS(pid); err != nil || peak <= 0 {
 		t.Fatalf("PeakRSS = %d, %v", peak, err)
 	}
-	if _, err := CPUTime(pid); err != nil {
+	// CPUTime reads /proc in clock ticks; getrusage counts the same time
+	// otherwise. Burn a known amount and both must agree on it, give or
+	// take a tick or two of rounding.
+	const burn, slack = 60 * time.Millisecond, 30 * time.Millisecond
+	self0 := SelfCPUTime()
+	proc0, err := CPUTime(pid)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for SelfCPUTime()-self0 < burn {
+	}
+	proc1, err := CPUTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := SelfCPUTime() - self0
+	if grew := proc1 - proc0; grew < burn-slack || grew > self+slack {
+		t.Fatalf("CPUTime grew by %v over a burn of %v (getrusage: %v)", grew, burn, self)
 	}
 	if busy, total, err := MachineCPU(); err != nil || total <= 0 || busy > total {
 		t.Fatalf("MachineCPU = %v, %v, %v", busy, total, err)

@@ -1,8 +1,9 @@
 // Package pgtest gives tests a throwaway Postgres database on the server
 // named by AUTHD_TEST_DATABASE_URL. `make test` sets that variable, starting a
 // cluster with pg_virtualenv when none is given. Without it, tests that need
-// Postgres fail with a one-line how-to; they never skip. A test that must
-// stop and start its database gets a private server with NewCluster.
+// Postgres skip with a one-line how-to, or fail under AUTHD_TEST_REQUIRE_ALL=1
+// (see internal/testenv). A test that must stop and start its database gets
+// a private server with NewCluster.
 package pgtest
 
 import (
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/authd/authd/internal/testenv"
 )
 
 // EnvVar names the variable holding the URL of a Postgres server on which the
@@ -36,7 +39,7 @@ func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	admin := os.Getenv(EnvVar)
 	if admin == "" {
-		tb.Fatalf("no Postgres for this test: run `make test` (starts one with pg_virtualenv) or set %s=postgres://user:pass@host:port/db", EnvVar)
+		testenv.Missing(tb, "no Postgres for this test: run `make test` (starts one with pg_virtualenv) or set "+EnvVar+"=postgres://user:pass@host:port/db")
 	}
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
@@ -93,7 +96,7 @@ func NewCluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	bin, err := serverBin()
 	if err != nil {
-		tb.Fatalf("pgtest: %v: install the PostgreSQL server (Debian: apt-get install postgresql)", err)
+		testenv.Missing(tb, "no PostgreSQL server binaries for this test: "+err.Error()+": install them (Debian: apt-get install postgresql)")
 	}
 	dir, err := os.MkdirTemp("", "authd-pgtest-")
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authd/authd/internal/testenv"
 )
 
 // client returns a go-redis client of s that does not retry, so that a
@@ -100,26 +102,38 @@ func TestNew_Isolated(t *testing.T) {
 	}
 }
 
-// Without redis-server on the PATH, New fails the test; it never skips.
-func TestNew_NoServerFails(t *testing.T) {
-	t.Setenv("PATH", t.TempDir())
-	ft := &fatalTB{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		New(ft)
-	}()
-	<-done
-	if !strings.Contains(ft.msg, "apt-get install redis-server") {
-		t.Fatalf("New without redis-server: Fatalf(%q), want the how-to", ft.msg)
-	}
-	if ft.skipped {
-		t.Fatal("New skipped the test")
+// Without redis-server on the PATH, New skips the test with the how-to, or
+// fails it under AUTHD_TEST_REQUIRE_ALL=1.
+func TestNew_NoServer(t *testing.T) {
+	for _, tt := range []struct {
+		requireAll  string
+		wantSkipped bool
+	}{
+		{"", true},
+		{"1", false},
+	} {
+		t.Run("RequireAll="+tt.requireAll, func(t *testing.T) {
+			t.Setenv("PATH", t.TempDir())
+			t.Setenv(testenv.RequireAllVar, tt.requireAll)
+			ft := &fatalTB{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				New(ft)
+			}()
+			<-done
+			if !strings.Contains(ft.msg, "apt-get install redis-server") {
+				t.Fatalf("New without redis-server: %q, want the how-to", ft.msg)
+			}
+			if ft.skipped != tt.wantSkipped {
+				t.Fatalf("New without redis-server: skipped %v, want %v", ft.skipped, tt.wantSkipped)
+			}
+		})
 	}
 }
 
-// fatalTB records Fatalf and ends the goroutine as testing.T does, without
-// failing the test that uses it.
+// fatalTB records Fatalf and Skip and ends the goroutine as testing.T does,
+// without failing or skipping the test that uses it.
 type fatalTB struct {
 	testing.TB
 	msg     string
@@ -133,7 +147,7 @@ func (f *fatalTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
-func (f *fatalTB) Skip(...any)           { f.skipped = true; runtime.Goexit() }
+func (f *fatalTB) Skip(args ...any)      { f.msg, f.skipped = fmt.Sprint(args...), true; runtime.Goexit() }
 func (f *fatalTB) Skipf(string, ...any)  { f.skipped = true; runtime.Goexit() }
 func (f *fatalTB) SkipNow()              { f.skipped = true; runtime.Goexit() }
 func (f *fatalTB) Cleanup(fn func())     { f.TB.Cleanup(fn) }
