@@ -27,8 +27,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 }
 
-// Refresh is the exchange of a refresh token for a new pair.
-type Refresh struct {
+// Exchange is a request to exchange a refresh token for a new pair: what
+// RefreshSession writes.
+type Exchange struct {
 	// Old is the hash of the refresh token presented.
 	Old TokenHash
 	// Access and Refresh are the new pair (hash, created and expiry times);

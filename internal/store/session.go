@@ -77,7 +77,7 @@ type SessionStore interface {
 	// client whose pair a thief's beat, or the thief); with ErrTokenReplayed
 	// the Session's AccessToken names the deleted device (UserID, DeviceID)
 	// and nothing else. Of the errors, only ErrTokenReplayed writes anything.
-	RefreshSession(ctx context.Context, r Refresh) (Session, error)
+	RefreshSession(ctx context.Context, r Exchange) (Session, error)
 	// ConfirmAccessToken records the first use of a pending access token: its
 	// pair stays; every other access token of the device is deleted; every
 	// other refresh token of the device is revoked (kept, marked revoked at

@@ -28,7 +28,7 @@ var readCommitted = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 // superseded after it was exchanged (by a confirmed successor, or by
 // r.Immediate) and for the refresh token of a pending pair that lost to a
 // sibling.
-func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Session, error) {
+func (db *DB) RefreshSession(ctx context.Context, r store.Exchange) (store.Session, error) {
 	var s store.Session
 	replayed := false
 	err := pgx.BeginTxFunc(ctx, db.pool, readCommitted, func(tx pgx.Tx) error {

@@ -21,7 +21,7 @@ import (
 // store.ErrTokenReplayed, after deleting the device, for one superseded
 // after it was exchanged (by a confirmed successor, or by r.Immediate) and
 // for the refresh token of a pending pair that lost to a sibling.
-func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Session, error) {
+func (db *DB) RefreshSession(ctx context.Context, r store.Exchange) (store.Session, error) {
 	var s store.Session
 	replayed := false
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
