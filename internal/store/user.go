@@ -25,6 +25,22 @@ func (u User) Deactivated() bool { return !u.DeactivatedAt.IsZero() }
 // case-insensitively at login. Matching is on the whole MXID, as Synapse does.
 func FoldUserID(id string) string { return strings.ToLower(id) }
 
+// PickLogin chooses, among the users whose folded ID matches the login id,
+// the one FindUserByLogin returns: the only one, or else the exact match.
+// Historical IDs may differ only in case, and then a login that names none
+// of them exactly is ambiguous: it reports false.
+func PickLogin(users []User, id string) (User, bool) {
+	if len(users) == 1 {
+		return users[0], true
+	}
+	for _, u := range users {
+		if u.ID == id {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
 // UserStore persists users and their third-party IDs.
 type UserStore interface {
 	// CreateUser stores a new user, and binds the given third-party IDs to it

@@ -57,26 +57,11 @@ func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", translate(err))
 	}
-	u, ok := pickLogin(users, id)
+	u, ok := store.PickLogin(users, id)
 	if !ok {
 		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", store.ErrNotFound)
 	}
 	return u, nil
-}
-
-// pickLogin chooses among the users whose folded ID matches the login:
-// the only one, or else the exact match. Historical IDs may differ only in
-// case, and then a login that names none of them exactly is ambiguous.
-func pickLogin(users []store.User, id string) (store.User, bool) {
-	if len(users) == 1 {
-		return users[0], true
-	}
-	for _, u := range users {
-		if u.ID == id {
-			return u, true
-		}
-	}
-	return store.User{}, false
 }
 
 // FindUserByThreePID returns the user the canonical address is bound to, or
