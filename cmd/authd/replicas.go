@@ -138,8 +138,8 @@ func (f *revocationFeed) revoked(r store.Revocation) {
 	f.cache.Revoked(r)
 }
 
-func (f *revocationFeed) state(ok bool, err error) {
-	if ok {
+func (f *revocationFeed) state(err error) {
+	if err == nil {
 		// Trust the cache only once every later revocation reaches it;
 		// Resume drops what it held, which may have missed some.
 		f.cache.Resume()

@@ -1,9 +1,6 @@
 package store
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Revocation names tokens revoked by another process: every access token of
 // DeviceID, or of every device of UserID when DeviceID is empty. A
@@ -17,50 +14,15 @@ type Revocation struct{ UserID, DeviceID string }
 // is announced to every listener.
 type RevocationListener interface {
 	// ListenRevocations calls revoked for each revocation committed by any
-	// process, until ctx ends. subscribed is called with true once the
+	// process, until ctx ends. subscribed is called with nil once the
 	// subscription is live (every revocation committed after it is
-	// delivered), and with false and the error whenever it is lost or an
-	// attempt to subscribe fails; it then reconnects with backoff (capped at
-	// a few seconds) and calls subscribed(true, nil) again. Revocations
-	// committed while it is not subscribed are never delivered, so a
-	// consumer must stop trusting what it cached from subscribed(false) to
-	// the next subscribed(true). When ctx ends while it is subscribed, it
-	// calls subscribed(false, ctx.Err()); then it returns. revoked and
-	// subscribed are called from one goroutine, one at a time.
-	ListenRevocations(ctx context.Context, revoked func(Revocation), subscribed func(ok bool, err error))
-}
-
-// KeepSubscribed is the loop of a ListenRevocations: it calls subscribe
-// until ctx ends, waiting between two calls from backoffMin, doubling up to
-// backoffMax (back to backoffMin after a success). subscribe connects,
-// calls live once every later revocation will be delivered, delivers them
-// until it fails, and returns why. KeepSubscribed reports each live and
-// each failure to subscribed, and a ctx ending while live as
-// subscribed(false, ctx.Err()), as RevocationListener promises.
-func KeepSubscribed(ctx context.Context, backoffMin, backoffMax time.Duration,
-	subscribe func(ctx context.Context, live func()) error, subscribed func(ok bool, err error)) {
-	backoff := backoffMin
-	for {
-		live := false
-		err := subscribe(ctx, func() {
-			live = true
-			backoff = backoffMin
-			subscribed(true, nil)
-		})
-		if ctx.Err() != nil {
-			if live {
-				subscribed(false, ctx.Err())
-			}
-			return
-		}
-		subscribed(false, err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, backoffMax)
-	}
+	// delivered), and with the error whenever it is lost or an attempt to
+	// subscribe fails; it then reconnects with backoff (capped at a few
+	// seconds) and calls subscribed(nil) again. Revocations committed while
+	// it is not subscribed are never delivered, so a consumer must stop
+	// trusting what it cached from a subscribed(err) to the next
+	// subscribed(nil). When ctx ends while it is subscribed, it calls
+	// subscribed(ctx.Err()); then it returns. revoked and subscribed are
+	// called from one goroutine, one at a time.
+	ListenRevocations(ctx context.Context, revoked func(Revocation), subscribed func(err error))
 }
