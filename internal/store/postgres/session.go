@@ -10,13 +10,8 @@ import (
 	"github.com/authd/authd/internal/store"
 )
 
-// CreateSession writes a login in one transaction: it creates the device,
-// or keeps the user's existing device of that ID (display name and creation
-// time unchanged, last-seen time updated) and revokes its earlier access and
-// refresh tokens; then it stores the access token, and the refresh token
-// paired with it if there is one, both confirmed, for s.Device's user and
-// device. It returns store.ErrNotFound if the user does not exist and
-// store.ErrConflict if a token hash is taken; then nothing is written.
+// CreateSession writes a login (see store.SessionStore) in one transaction,
+// whose device upsert takes the device's row lock.
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 	d := s.Device
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {

@@ -49,9 +49,8 @@ func (db *DB) FindUserByID(ctx context.Context, id string) (store.User, error) {
 	return u, nil
 }
 
-// FindUserByLogin matches id case-insensitively against the whole user ID.
-// With one match it returns it; with several, the exact match if there is
-// one. Otherwise it returns store.ErrNotFound.
+// FindUserByLogin reads the users whose user_id_folded is store.FoldUserID(id)
+// and lets store.PickLogin choose.
 func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error) {
 	rows, err := db.pool.Query(ctx,
 		`SELECT `+userColumns+` FROM users WHERE user_id_folded = $1`, store.FoldUserID(id))
@@ -110,10 +109,8 @@ func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error
 	return nil
 }
 
-// DeactivateUser marks the user deactivated at the given time and deletes
-// every device and token of the user, in one transaction. It returns
-// store.ErrNotFound if no user has that ID. Deactivating twice keeps the
-// first time.
+// DeactivateUser marks the user deactivated and deletes its devices and
+// tokens (see store.UserStore), in one transaction.
 func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx,
@@ -224,11 +221,9 @@ func (db *DB) FindPasswordHashPrefixes(ctx context.Context) ([]string, error) {
 	return prefixes, nil
 }
 
-// RecordLoginNetwork upserts the last successful login of the user from the
-// network, keeping the later time, and deletes the user's least recently
-// successful networks beyond store.MaxLoginNetworks, in one transaction
-// that holds the user's row lock, so that concurrent records of one user
-// keep the bound. It returns store.ErrNotFound if the user does not exist.
+// RecordLoginNetwork records a login network (see store.UserStore) in one
+// transaction that holds the user's row lock (FOR NO KEY UPDATE), so that
+// concurrent records of one user keep the bound.
 func (db *DB) RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error {
 	if len(network) > store.MaxLoginNetworkLen {
 		return fmt.Errorf("postgres: record login network: %w", store.ErrLoginNetworkTooLong)

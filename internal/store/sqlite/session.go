@@ -9,13 +9,8 @@ import (
 	"github.com/authd/authd/internal/store"
 )
 
-// CreateSession writes a login in one transaction: it creates the device,
-// or keeps the user's existing device of that ID (display name and creation
-// time unchanged, last-seen time updated) and revokes its earlier access and
-// refresh tokens; then it stores the access token, and the refresh token
-// paired with it if there is one, both confirmed, for s.Device's user and
-// device. It returns store.ErrNotFound if the user does not exist and
-// store.ErrConflict if a token hash is taken; then nothing is written.
+// CreateSession writes a login (see store.SessionStore) in one IMMEDIATE
+// transaction.
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 	d := s.Device
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
