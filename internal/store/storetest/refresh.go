@@ -214,6 +214,24 @@ var refreshSessionCases = []testCase{
 		mustRefresh(t, s, exchange("lr0", "l1", "lr1", t2))
 		wantBobUntouched(t, s, b)
 	}},
+	{"ReplayAfterExpiry", func(t *testing.T, s store.Store) {
+		// Replay is checked before expiry: a superseded token presented
+		// after it expired still revokes the session, so waiting out the
+		// expiry hides no theft.
+		_, b := newUser(alice), newUser(bob)
+		mustCreateUser(t, s, newUser(alice))
+		mustCreateUser(t, s, b)
+		login := newRefreshSession(alice, "PHONE", "a0", "r0", t0)
+		login.RefreshToken.ExpiresAt = t1
+		mustCreateSession(t, s, login)
+		mustCreateSession(t, s, newRefreshSession(bob, "PHONE", "b0", "br0", t0))
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t0))
+		mustConfirm(t, s, "a1", t0)
+
+		wantRefreshErr(t, s, "an exchanged, superseded, expired token", exchange("r0", "x", "y", t2), store.ErrTokenReplayed)
+		wantNoSession(t, s, hash("a1"))
+		wantBobUntouched(t, s, b)
+	}},
 	{"Expired", func(t *testing.T, s store.Store) {
 		a, b := newUser(alice), newUser(bob)
 		mustCreateUser(t, s, a)
