@@ -79,7 +79,8 @@ type AccessTokenState struct {
 
 // TokenTx is one transaction of a store, serialised per device (by a row
 // lock or a database-wide write lock: the store's choice), in which
-// ExchangeRefreshToken and ConfirmPendingAccessToken apply the token rules.
+// WriteLogin, ExchangeRefreshToken and ConfirmPendingAccessToken apply the
+// token rules.
 // Its methods return the driver's errors; the store maps them afterwards.
 type TokenTx interface {
 	// LockRefreshToken returns the refresh token with hash h, read under the
@@ -90,14 +91,21 @@ type TokenTx interface {
 	// pending, read under the transaction's serialisation (a confirmed token
 	// needs no lock: nothing will be written). It fails if the token is gone.
 	LockAccessToken(ctx context.Context, h TokenHash) (AccessTokenState, error)
+	// UpsertDevice creates the device, or updates the last-seen time of the
+	// user's existing device of that ID (its display name and creation time
+	// unchanged).
+	UpsertDevice(ctx context.Context, d Device) error
+	// DeleteDeviceTokens deletes every access and refresh token of a device.
+	DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error
 	// DeleteDevice deletes a device and, with it, every token of it.
 	DeleteDevice(ctx context.Context, userID, deviceID string) error
 	// MarkExchanged records that the refresh token id was exchanged at at,
 	// keeping an earlier time if it has one.
 	MarkExchanged(ctx context.Context, id int64, at time.Time) error
 	// InsertPair stores the access token and the refresh token issued with
-	// it, both pending if access.Pending is, and returns their ids.
-	InsertPair(ctx context.Context, access AccessToken, refresh RefreshToken) (accessID, refreshID int64, err error)
+	// it (nil for none), both pending if access.Pending is, and returns their
+	// ids (refreshID 0 for none).
+	InsertPair(ctx context.Context, access AccessToken, refresh *RefreshToken) (accessID, refreshID int64, err error)
 	// ConfirmPair records the first use of a pair of tokens of a device, the
 	// access token accessID and the refresh token refreshID (0 for either
 	// means none). The pair, and an access token issued with refreshID, is
@@ -107,6 +115,31 @@ type TokenTx interface {
 	ConfirmPair(ctx context.Context, userID, deviceID string, accessID, refreshID int64, now time.Time) error
 	// FindUser returns the user with this ID.
 	FindUser(ctx context.Context, userID string) (User, error)
+}
+
+// WriteLogin applies the rules of SessionStore.CreateSession inside tx.
+func WriteLogin(ctx context.Context, tx TokenTx, s NewSession) error {
+	d := s.Device
+	if err := tx.UpsertDevice(ctx, d); err != nil {
+		return err
+	}
+	// A login naming a known device replaces its tokens: "the server will
+	// invalidate any access and refresh tokens previously assigned to that
+	// device" (client-server API, relationship between access tokens and
+	// devices). Synapse does not (element-hq/synapse#6616); authd does.
+	if err := tx.DeleteDeviceTokens(ctx, d.UserID, d.ID); err != nil {
+		return err
+	}
+	access := s.AccessToken
+	access.UserID, access.DeviceID, access.Pending = d.UserID, d.ID, false
+	var refresh *RefreshToken
+	if s.RefreshToken != nil {
+		rt := *s.RefreshToken
+		rt.UserID, rt.DeviceID = d.UserID, d.ID
+		refresh = &rt
+	}
+	_, _, err := tx.InsertPair(ctx, access, refresh)
+	return err
 }
 
 // ExchangeRefreshToken applies the rules of SessionStore.RefreshSession
@@ -162,7 +195,7 @@ func ExchangeRefreshToken(ctx context.Context, tx TokenTx, e Exchange) (Session,
 	access, refresh := e.Access, e.Refresh
 	access.UserID, access.DeviceID, access.Pending = old.UserID, old.DeviceID, !e.Immediate
 	refresh.UserID, refresh.DeviceID = old.UserID, old.DeviceID
-	accessID, refreshID, err := tx.InsertPair(ctx, access, refresh)
+	accessID, refreshID, err := tx.InsertPair(ctx, access, &refresh)
 	if err != nil {
 		return Session{}, err
 	}

@@ -143,6 +143,31 @@ func (t tokenTx) LockAccessToken(ctx context.Context, h store.TokenHash) (store.
 	return a, nil
 }
 
+// UpsertDevice inserts or touches the device. The upsert locks the device
+// row, so concurrent logins on one device run one after the other and the
+// last one's token is the only one left.
+func (t tokenTx) UpsertDevice(ctx context.Context, d store.Device) error {
+	_, err := t.tx.Exec(ctx,
+		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
+		 VALUES ($1, $2, $3, $4, $5)
+		 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at`,
+		d.UserID, d.ID, d.DisplayName, timestamp(d.CreatedAt), timestamp(d.LastSeenAt))
+	return err
+}
+
+// DeleteDeviceTokens deletes the device's access tokens, then its refresh
+// tokens.
+func (t tokenTx) DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error {
+	for _, table := range []string{"access_tokens", "refresh_tokens"} {
+		if _, err := t.tx.Exec(ctx,
+			`DELETE FROM `+table+` WHERE user_id = $1 AND device_id = $2`, userID, deviceID,
+		); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DeleteDevice deletes the device; its tokens go with it (ON DELETE CASCADE).
 func (t tokenTx) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 	_, err := t.tx.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
@@ -156,11 +181,15 @@ func (t tokenTx) MarkExchanged(ctx context.Context, id int64, at time.Time) erro
 	return err
 }
 
-// InsertPair stores the refresh token, then the access token paired with it.
-func (t tokenTx) InsertPair(ctx context.Context, access store.AccessToken, refresh store.RefreshToken) (int64, int64, error) {
-	refreshID, err := insertRefreshToken(ctx, t.tx, refresh, access.Pending)
-	if err != nil {
-		return 0, 0, err
+// InsertPair stores the refresh token, if any, then the access token
+// paired with it.
+func (t tokenTx) InsertPair(ctx context.Context, access store.AccessToken, refresh *store.RefreshToken) (int64, int64, error) {
+	var refreshID int64
+	if refresh != nil {
+		var err error
+		if refreshID, err = insertRefreshToken(ctx, t.tx, *refresh, access.Pending); err != nil {
+			return 0, 0, err
+		}
 	}
 	accessID, err := insertAccessToken(ctx, t.tx, access, refreshID)
 	return accessID, refreshID, err

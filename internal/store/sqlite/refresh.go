@@ -130,6 +130,29 @@ func (t tokenTx) LockAccessToken(ctx context.Context, h store.TokenHash) (store.
 	return a, nil
 }
 
+// UpsertDevice inserts or touches the device.
+func (t tokenTx) UpsertDevice(ctx context.Context, d store.Device) error {
+	_, err := t.tx.ExecContext(ctx,
+		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
+		 VALUES (?, ?, ?, ?, ?)
+		 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at`,
+		d.UserID, d.ID, d.DisplayName, micros(d.CreatedAt), micros(d.LastSeenAt))
+	return err
+}
+
+// DeleteDeviceTokens deletes the device's access tokens, then its refresh
+// tokens.
+func (t tokenTx) DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error {
+	for _, table := range []string{"access_tokens", "refresh_tokens"} {
+		if _, err := t.tx.ExecContext(ctx,
+			`DELETE FROM `+table+` WHERE user_id = ? AND device_id = ?`, userID, deviceID,
+		); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // DeleteDevice deletes the device; its tokens go with it (ON DELETE CASCADE).
 func (t tokenTx) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 	_, err := t.tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
@@ -143,11 +166,15 @@ func (t tokenTx) MarkExchanged(ctx context.Context, id int64, at time.Time) erro
 	return err
 }
 
-// InsertPair stores the refresh token, then the access token paired with it.
-func (t tokenTx) InsertPair(ctx context.Context, access store.AccessToken, refresh store.RefreshToken) (int64, int64, error) {
-	refreshID, err := insertRefreshToken(ctx, t.tx, refresh, access.Pending)
-	if err != nil {
-		return 0, 0, err
+// InsertPair stores the refresh token, if any, then the access token
+// paired with it.
+func (t tokenTx) InsertPair(ctx context.Context, access store.AccessToken, refresh *store.RefreshToken) (int64, int64, error) {
+	var refreshID int64
+	if refresh != nil {
+		var err error
+		if refreshID, err = insertRefreshToken(ctx, t.tx, *refresh, access.Pending); err != nil {
+			return 0, 0, err
+		}
 	}
 	accessID, err := insertAccessToken(ctx, t.tx, access, refreshID)
 	return accessID, refreshID, err
