@@ -62,7 +62,8 @@ type SessionStore interface {
 	// earlier access and refresh token of that device is revoked. Then the
 	// access token, and the refresh token if any, are stored (confirmed, not
 	// pending). It returns ErrNotFound if the user does not exist and
-	// ErrConflict if a token hash is taken; then nothing is written.
+	// ErrConflict if a token hash is taken; then nothing is written. Stores
+	// apply this rule with WriteLogin.
 	CreateSession(ctx context.Context, s NewSession) error
 	// RefreshSession exchanges a refresh token for the new pair in r, in one
 	// transaction serialised per device. If the presented token is itself
@@ -77,13 +78,16 @@ type SessionStore interface {
 	// client whose pair a thief's beat, or the thief); with ErrTokenReplayed
 	// the Session's AccessToken names the deleted device (UserID, DeviceID)
 	// and nothing else. Of the errors, only ErrTokenReplayed writes anything.
+	// A superseded token is a replay even past its expiry. Stores apply
+	// these rules with ExchangeRefreshToken.
 	RefreshSession(ctx context.Context, r Exchange) (Session, error)
 	// ConfirmAccessToken records the first use of a pending access token: its
 	// pair stays; every other access token of the device is deleted; every
 	// other refresh token of the device is revoked (kept, marked revoked at
 	// now, if it was ever exchanged or is pending, so that a replay is
-	// recognised; deleted otherwise). It does nothing for a confirmed token, and returns
-	// ErrNotFound if the token no longer exists (another pair won).
+	// recognised; deleted otherwise). It does nothing for a confirmed token,
+	// and returns ErrNotFound if the token no longer exists (another pair
+	// won). Stores apply this rule with ConfirmPendingAccessToken.
 	ConfirmAccessToken(ctx context.Context, h TokenHash, now time.Time) error
 	// FindSessionByAccessToken returns the token with that hash and its user,
 	// expired or not, or ErrNotFound.
