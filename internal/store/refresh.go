@@ -58,7 +58,9 @@ type RefreshTokenState struct {
 	Pending bool
 	// Exchanged is true once the token was exchanged for a new pair.
 	Exchanged bool
-	// Revoked is true once a confirmed successor superseded the token.
+	// Revoked is true once the token was superseded: by a confirmed
+	// successor or, for a pending one, by a sibling pair confirmed first
+	// (it is then kept as a tombstone).
 	Revoked bool
 }
 
@@ -80,8 +82,8 @@ type AccessTokenState struct {
 // TokenTx is one transaction of a store, serialised per device (by a row
 // lock or a database-wide write lock: the store's choice), in which
 // WriteLogin, ExchangeRefreshToken and ConfirmPendingAccessToken apply the
-// token rules.
-// Its methods return the driver's errors; the store maps them afterwards.
+// token rules. Its methods return the driver's errors; the store maps them
+// afterwards.
 type TokenTx interface {
 	// LockRefreshToken returns the refresh token with hash h, read under the
 	// transaction's serialisation, so that it stays true until the
@@ -115,31 +117,6 @@ type TokenTx interface {
 	ConfirmPair(ctx context.Context, userID, deviceID string, accessID, refreshID int64, now time.Time) error
 	// FindUser returns the user with this ID.
 	FindUser(ctx context.Context, userID string) (User, error)
-}
-
-// WriteLogin applies the rules of SessionStore.CreateSession inside tx.
-func WriteLogin(ctx context.Context, tx TokenTx, s NewSession) error {
-	d := s.Device
-	if err := tx.UpsertDevice(ctx, d); err != nil {
-		return err
-	}
-	// A login naming a known device replaces its tokens: "the server will
-	// invalidate any access and refresh tokens previously assigned to that
-	// device" (client-server API, relationship between access tokens and
-	// devices). Synapse does not (element-hq/synapse#6616); authd does.
-	if err := tx.DeleteDeviceTokens(ctx, d.UserID, d.ID); err != nil {
-		return err
-	}
-	access := s.AccessToken
-	access.UserID, access.DeviceID, access.Pending = d.UserID, d.ID, false
-	var refresh *RefreshToken
-	if s.RefreshToken != nil {
-		rt := *s.RefreshToken
-		rt.UserID, rt.DeviceID = d.UserID, d.ID
-		refresh = &rt
-	}
-	_, _, err := tx.InsertPair(ctx, access, refresh)
-	return err
 }
 
 // ExchangeRefreshToken applies the rules of SessionStore.RefreshSession

@@ -117,3 +117,28 @@ type TokenSweeper interface {
 	// returns how many rows it deleted.
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
 }
+
+// WriteLogin applies the rules of SessionStore.CreateSession inside tx.
+func WriteLogin(ctx context.Context, tx TokenTx, s NewSession) error {
+	d := s.Device
+	if err := tx.UpsertDevice(ctx, d); err != nil {
+		return err
+	}
+	// A login naming a known device replaces its tokens: "the server will
+	// invalidate any access and refresh tokens previously assigned to that
+	// device" (client-server API, relationship between access tokens and
+	// devices). Synapse does not (element-hq/synapse#6616); authd does.
+	if err := tx.DeleteDeviceTokens(ctx, d.UserID, d.ID); err != nil {
+		return err
+	}
+	access := s.AccessToken
+	access.UserID, access.DeviceID, access.Pending = d.UserID, d.ID, false
+	var refresh *RefreshToken
+	if s.RefreshToken != nil {
+		rt := *s.RefreshToken
+		rt.UserID, rt.DeviceID = d.UserID, d.ID
+		refresh = &rt
+	}
+	_, _, err := tx.InsertPair(ctx, access, refresh)
+	return err
+}
