@@ -251,6 +251,7 @@ func TestListenRevocations_Reconnect(t *testing.T) {
 // or across a partition) is noticed by the idle check: the subscription
 // is reported lost, and renewed once the server answers again.
 func TestListenRevocations_FrozenServer(t *testing.T) {
+	t.Parallel() // its timings are its DB's own
 	c := pgtest.NewCluster(t)
 	db, err := postgres.Open(t.Context(), c.URL(), postgres.ListenTimings(300*time.Millisecond, 300*time.Millisecond))
 	if err != nil {
@@ -311,6 +312,7 @@ func TestListenRevocations_ServerDown(t *testing.T) {
 // retried, and the cache stays bypassed. Once notices are delivered again,
 // it goes live, first probing an idle connection too.
 func TestListenRevocations_NotDelivering(t *testing.T) {
+	t.Parallel() // its timings are its DB's own
 	f := newFixture(t, postgres.ListenTimings(300*time.Millisecond, 300*time.Millisecond))
 	f.db.SendProbesTo("authd_nowhere")
 	l := storetest.StartListener(t, f.db, sentinel(f.url))
