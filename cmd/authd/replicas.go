@@ -140,8 +140,8 @@ func (f *revocationFeed) revoked(r store.Revocation) {
 	f.received.Add(1)
 }
 
-func (f *revocationFeed) state(ok bool, err error) {
-	if ok {
+func (f *revocationFeed) state(err error) {
+	if err == nil {
 		// Trust the cache only once every later revocation reaches it;
 		// Resume drops what it held, which may have missed some.
 		f.cache.Resume()

@@ -133,7 +133,7 @@ func (a *api) refresh(w http.ResponseWriter, r *http.Request, immediate bool) (t
 	// A client that hangs up must not leave the exchange half-known: the
 	// store call runs to its end (bounded by the store timeout), so its
 	// outcome is always known and the cache told of it.
-	sess, err := a.Store.RefreshSession(context.WithoutCancel(r.Context()), store.Refresh{
+	sess, err := a.Store.RefreshSession(context.WithoutCancel(r.Context()), store.Exchange{
 		Old:       token.Hash(old),
 		Access:    p.accessRow("", ""),
 		Refresh:   p.refreshRow("", ""),

@@ -62,8 +62,8 @@ func newReplica(t *testing.T, url string, listen bool) *replica {
 		live, done := make(chan struct{}, 1), make(chan struct{})
 		go func() {
 			defer close(done)
-			st.ListenRevocations(ctx, c.Revoked, func(ok bool, _ error) {
-				if !ok {
+			st.ListenRevocations(ctx, c.Revoked, func(err error) {
+				if err != nil {
 					c.Suspend()
 					return
 				}
@@ -301,8 +301,8 @@ func TestRevocation_WithoutListener(t *testing.T) {
 	live, done := make(chan struct{}, 1), make(chan struct{})
 	go func() {
 		defer close(done)
-		observer.ListenRevocations(ctx, func(r store.Revocation) { notices <- r }, func(ok bool, _ error) {
-			if ok {
+		observer.ListenRevocations(ctx, func(r store.Revocation) { notices <- r }, func(err error) {
+			if err == nil {
 				live <- struct{}{}
 			}
 		})

@@ -109,7 +109,7 @@ func (b boundedStore) CreateSession(ctx context.Context, s store.NewSession) err
 	return b.s.CreateSession(ctx, s)
 }
 
-func (b boundedStore) RefreshSession(ctx context.Context, r store.Refresh) (store.Session, error) {
+func (b boundedStore) RefreshSession(ctx context.Context, r store.Exchange) (store.Session, error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	return b.s.RefreshSession(ctx, r)

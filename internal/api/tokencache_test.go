@@ -516,7 +516,7 @@ type failingRefreshStore struct {
 	err error
 }
 
-func (f failingRefreshStore) RefreshSession(context.Context, store.Refresh) (store.Session, error) {
+func (f failingRefreshStore) RefreshSession(context.Context, store.Exchange) (store.Session, error) {
 	return store.Session{}, f.err
 }
 

@@ -3,10 +3,28 @@ package store
 import (
 	"errors"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/text/cases"
 )
+
+// Medium names the kind of a third-party identifier.
+type Medium string
+
+// The third-party media authd knows.
+const (
+	MediumEmail  Medium = "email"
+	MediumMSISDN Medium = "msisdn"
+)
+
+// ThreePID binds a canonical third-party address to a user.
+type ThreePID struct {
+	Medium  Medium
+	Address string // canonical form, e.g. a lower-cased email address
+	UserID  string
+	AddedAt time.Time
+}
 
 // ErrInvalidAddress is returned by CanonicalAddress for an address that is
 // not a valid one of its medium.

@@ -3,7 +3,7 @@
 -- token that could still be live, whichever process deletes it (serve, the
 -- CLI's user passwd and user deactivate, an operator's DELETE), and serve
 -- polls this table for rows newer than the last it read (see
--- internal/store/sqlite/listen.go). A row is written in the deleting
+-- internal/store/sqlite/revocations.go). A row is written in the deleting
 -- transaction, so none commits without its row, and none is left by a
 -- rollback.
 --

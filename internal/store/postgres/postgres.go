@@ -36,8 +36,13 @@ const (
 
 // DB is a store.Store on a PostgreSQL database. It is safe for concurrent use.
 type DB struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	listener listenConfig
 }
+
+// Option tunes a DB at Open. Without options, Open uses the defaults each
+// option names.
+type Option func(*DB)
 
 // Pool settings, unless the URL sets them (connect_timeout,
 // pool_health_check_period).
@@ -59,7 +64,7 @@ const (
 //
 // The pool reconnects by itself: after the server was lost and came back,
 // the next calls get fresh connections, with no call to Open.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
@@ -80,7 +85,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: ping: %w", translate(err))
 	}
-	return &DB{pool: pool}, nil
+	db := &DB{pool: pool, listener: defaultListenConfig()}
+	for _, opt := range opts {
+		opt(db)
+	}
+	return db, nil
 }
 
 // Ping checks that the database answers.

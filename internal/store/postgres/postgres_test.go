@@ -62,10 +62,10 @@ func TestDB_LinguisticCollation(t *testing.T) {
 
 // newDB opens an unmigrated store on a fresh database and returns it with
 // the database's URL.
-func newDB(tb testing.TB) (*postgres.DB, string) {
+func newDB(tb testing.TB, opts ...postgres.Option) (*postgres.DB, string) {
 	tb.Helper()
 	url := pgtest.NewDatabase(tb)
-	db, err := postgres.Open(tb.Context(), url)
+	db, err := postgres.Open(tb.Context(), url, opts...)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

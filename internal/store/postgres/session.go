@@ -10,53 +10,11 @@ import (
 	"github.com/authd/authd/internal/store"
 )
 
-// CreateSession writes a login in one transaction: it creates the device,
-// or keeps the user's existing device of that ID (display name and creation
-// time unchanged, last-seen time updated) and revokes its earlier access and
-// refresh tokens; then it stores the access token, and the refresh token
-// paired with it if there is one, both confirmed, for s.Device's user and
-// device. It returns store.ErrNotFound if the user does not exist and
-// store.ErrConflict if a token hash is taken; then nothing is written.
+// CreateSession writes a login (see store.SessionStore) in one transaction,
+// whose device upsert takes the device's row lock.
 func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
-	d := s.Device
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		// The upsert locks the device row, so concurrent logins on one device
-		// run one after the other and the last one's token is the only one left.
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
-			 VALUES ($1, $2, $3, $4, $5)
-			 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at`,
-			d.UserID, d.ID, d.DisplayName, timestamp(d.CreatedAt), timestamp(d.LastSeenAt),
-		); err != nil {
-			return err
-		}
-		// A login naming a known device replaces its tokens: "the server will
-		// invalidate any access and refresh tokens previously assigned to that
-		// device" (client-server API, relationship between access tokens and
-		// devices). Synapse does not (element-hq/synapse#6616); authd does.
-		if _, err := tx.Exec(ctx,
-			`DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2`, d.UserID, d.ID,
-		); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx,
-			`DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id = $2`, d.UserID, d.ID,
-		); err != nil {
-			return err
-		}
-		var refreshID int64
-		if s.RefreshToken != nil {
-			rt := *s.RefreshToken
-			rt.UserID, rt.DeviceID = d.UserID, d.ID
-			var err error
-			if refreshID, err = insertRefreshToken(ctx, tx, rt, false); err != nil {
-				return err
-			}
-		}
-		at := s.AccessToken
-		at.UserID, at.DeviceID, at.Pending = d.UserID, d.ID, false
-		_, err := insertAccessToken(ctx, tx, at, refreshID)
-		return err
+		return store.WriteLogin(ctx, tokenTx{tx}, s)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: create session: %w", translate(err))

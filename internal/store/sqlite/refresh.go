@@ -3,111 +3,42 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/authd/authd/internal/store"
 )
 
-// RefreshSession exchanges the refresh token r.Old for the pair in r, in one
-// transaction. Transactions begin IMMEDIATE, holding SQLite's write lock
-// from their first statement, so refreshes and confirmations run one after
-// the other. A pending old token has its pair confirmed first. Without
-// r.Immediate the new pair is pending and the old token stays valid until
-// the pair is used; with it the new pair is confirmed at once, which revokes
-// the old token and deletes the access token issued with it. It returns
-// store.ErrNotFound for an unknown token or one superseded before it was
-// exchanged, store.ErrTokenExpired for an expired one, and
-// store.ErrTokenReplayed, after deleting the device, for one superseded
-// after it was exchanged (by a confirmed successor, or by r.Immediate) and
-// for the refresh token of a pending pair that lost to a sibling.
-func (db *DB) RefreshSession(ctx context.Context, r store.Refresh) (store.Session, error) {
+// RefreshSession exchanges a refresh token for a new pair, by the rules of
+// store.ExchangeRefreshToken, in one transaction. Transactions begin
+// IMMEDIATE, holding SQLite's write lock from their first statement, so
+// refreshes and confirmations run one after the other.
+func (db *DB) RefreshSession(ctx context.Context, e store.Exchange) (store.Session, error) {
 	var s store.Session
 	replayed := false
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		old, err := findRefreshToken(ctx, tx, r.Old)
-		if err != nil {
-			return err
-		}
-		switch {
-		case old.revoked && (old.exchanged || old.pending):
-			// Someone holds a token that was exchanged and superseded, or
-			// the tombstone of a pending pair that lost to another: the
-			// client or a thief used it after its successor, or the pair
-			// that won was a thief's. Revoke the whole session, successor
-			// included, and commit that before failing.
-			if _, err := tx.ExecContext(ctx,
-				`DELETE FROM devices WHERE user_id = ? AND device_id = ?`, old.userID, old.deviceID,
-			); err != nil {
-				return err
-			}
+		var err error
+		s, err = store.ExchangeRefreshToken(ctx, tokenTx{tx}, e)
+		if errors.Is(err, store.ErrTokenReplayed) {
 			replayed = true
-			s.AccessToken = store.AccessToken{UserID: old.userID, DeviceID: old.deviceID}
-			return nil
-		case old.revoked:
-			return store.ErrNotFound
-		case old.expired(r.Now):
-			return store.ErrTokenExpired
+			return nil // commit the device's deletion, then fail
 		}
-		if old.pending {
-			// Using the new refresh token is a first use of its pair
-			// (spec, Refreshing access tokens).
-			if err := confirmPair(ctx, tx, old.userID, old.deviceID, 0, old.id, r.Now); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE refresh_tokens SET exchanged_at = COALESCE(exchanged_at, ?) WHERE id = ?`,
-			micros(r.Now), old.id,
-		); err != nil {
-			return err
-		}
-		pending := !r.Immediate
-		rt := r.Refresh
-		rt.UserID, rt.DeviceID = old.userID, old.deviceID
-		refreshID, err := insertRefreshToken(ctx, tx, rt, pending)
-		if err != nil {
-			return err
-		}
-		at := r.Access
-		at.UserID, at.DeviceID, at.Pending = old.userID, old.deviceID, pending
-		accessID, err := insertAccessToken(ctx, tx, at, refreshID)
-		if err != nil {
-			return err
-		}
-		if r.Immediate {
-			// Confirmed from the start, as if first used now: the old token,
-			// just exchanged, is revoked (and kept for replay detection), and
-			// every other access token of the device, the one issued with it
-			// included, is deleted.
-			if err := confirmPair(ctx, tx, old.userID, old.deviceID, accessID, refreshID, r.Now); err != nil {
-				return err
-			}
-		}
-		if s.User, err = scanUser(tx.QueryRowContext(ctx,
-			`SELECT `+userColumns+` FROM users WHERE user_id = ?`, old.userID,
-		)); err != nil {
-			return err
-		}
-		s.AccessToken = stored(at)
-		return nil
+		return err
 	})
 	if err != nil {
 		return store.Session{}, fmt.Errorf("sqlite: refresh session: %w", translate(err))
 	}
 	if replayed {
-		// The revoked device, for the caller's cache.
-		return store.Session{AccessToken: s.AccessToken}, fmt.Errorf("sqlite: refresh session: %w", store.ErrTokenReplayed)
+		return s, fmt.Errorf("sqlite: refresh session: %w", store.ErrTokenReplayed)
 	}
+	s.AccessToken = stored(s.AccessToken)
 	return s, nil
 }
 
-// ConfirmAccessToken records the first use of a pending access token, in
-// one transaction: its pair is confirmed, every other access token of the
-// device deleted, and every other refresh token deleted, or revoked and kept
-// if it was exchanged. It does nothing for a confirmed token and returns
-// store.ErrNotFound for a missing one, such as one of a pair that lost to
-// another.
+// ConfirmAccessToken records the first use of a pending access token, by
+// the rule of store.ConfirmPendingAccessToken, in one IMMEDIATE
+// transaction.
 func (db *DB) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now time.Time) error {
 	// Most calls find a confirmed token: answer those without the write lock.
 	var pending bool
@@ -120,20 +51,7 @@ func (db *DB) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now tim
 		return nil
 	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		// Read again in the transaction: a confirmation that ran meanwhile
-		// has confirmed this token, or deleted it.
-		var id int64
-		var userID, deviceID string
-		var refreshID sql.NullInt64
-		if err := tx.QueryRowContext(ctx,
-			`SELECT id, user_id, device_id, pending, refresh_token_id FROM access_tokens WHERE token_hash = ?`, h[:],
-		).Scan(&id, &userID, &deviceID, &pending, &refreshID); err != nil {
-			return err
-		}
-		if !pending {
-			return nil
-		}
-		return confirmPair(ctx, tx, userID, deviceID, id, refreshID.Int64, now)
+		return store.ConfirmPendingAccessToken(ctx, tokenTx{tx}, h, now)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: confirm access token: %w", translate(err))
@@ -179,57 +97,91 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 	return total, nil
 }
 
-// refreshToken is the state of a stored refresh token.
-type refreshToken struct {
-	id                 int64
-	userID, deviceID   string
-	expiresAt          time.Time
-	pending            bool
-	exchanged, revoked bool
-}
+// tokenTx is store.TokenTx over an IMMEDIATE transaction, which holds the
+// database's write lock: every read in it is already serialised.
+type tokenTx struct{ tx *sql.Tx }
 
-// expired reports whether the token has expired at now.
-func (t refreshToken) expired(now time.Time) bool {
-	return !t.expiresAt.IsZero() && !now.Before(t.expiresAt)
-}
+var _ store.TokenTx = tokenTx{}
 
-// findRefreshToken returns the refresh token with hash h, or sql.ErrNoRows.
-func findRefreshToken(ctx context.Context, q querier, h store.TokenHash) (refreshToken, error) {
-	var t refreshToken
+// LockRefreshToken reads the refresh token, or returns sql.ErrNoRows.
+func (t tokenTx) LockRefreshToken(ctx context.Context, h store.TokenHash) (store.RefreshTokenState, error) {
+	var r store.RefreshTokenState
 	var expiresAt sql.NullInt64
-	if err := q.QueryRowContext(ctx,
+	if err := t.tx.QueryRowContext(ctx,
 		`SELECT id, user_id, device_id, expires_at, pending, exchanged_at IS NOT NULL, revoked_at IS NOT NULL
 		 FROM refresh_tokens WHERE token_hash = ?`, h[:],
-	).Scan(&t.id, &t.userID, &t.deviceID, &expiresAt, &t.pending, &t.exchanged, &t.revoked); err != nil {
-		return refreshToken{}, err
+	).Scan(&r.ID, &r.UserID, &r.DeviceID, &expiresAt, &r.Pending, &r.Exchanged, &r.Revoked); err != nil {
+		return store.RefreshTokenState{}, err
 	}
-	t.expiresAt = fromNullMicros(expiresAt)
-	return t, nil
+	r.ExpiresAt = fromNullMicros(expiresAt)
+	return r, nil
 }
 
-// confirmPair records the first use of a pair of tokens of a device, the
-// access token accessID and the refresh token refreshID (0 for either means
-// none: AUTOINCREMENT ids start at 1). The pair, and an access token issued
-// with refreshID, is confirmed; every other access token of the device is
-// deleted; every other refresh token is revoked at now, and kept to
-// recognise a replay, if it was ever exchanged or is still pending, and
-// deleted if not.
-//
-// A pending sibling is kept as a tombstone (revoked, still pending) because
-// two exchanges of one refresh token are either a client that retried after
-// losing the response, or a client and a thief holding a stolen copy. The
-// retrying client never received the pair that lost, so it never presents
-// it; a refresh token of a losing pair that is presented all the same was
-// received by someone, and when the winner was the thief's, it is the
-// client's. RefreshSession treats it as a replay and revokes the device.
-// The cost: a client that itself sent two refreshes concurrently and read
-// both answers, then used the later one's pair and the earlier one's
-// refresh token, is logged out. The access tokens of losing pairs are
-// deleted, not kept: a client refused one refreshes with its refresh
-// token, which finds the tombstone. Tombstones go with the other revoked
-// tokens, in DeleteExpiredTokens. It runs
-// in the caller's transaction.
-func confirmPair(ctx context.Context, q querier, userID, deviceID string, accessID, refreshID int64, now time.Time) error {
+// LockAccessToken reads the access token, or returns sql.ErrNoRows.
+func (t tokenTx) LockAccessToken(ctx context.Context, h store.TokenHash) (store.AccessTokenState, error) {
+	var a store.AccessTokenState
+	var refreshID sql.NullInt64
+	if err := t.tx.QueryRowContext(ctx,
+		`SELECT id, user_id, device_id, pending, refresh_token_id FROM access_tokens WHERE token_hash = ?`, h[:],
+	).Scan(&a.ID, &a.UserID, &a.DeviceID, &a.Pending, &refreshID); err != nil {
+		return store.AccessTokenState{}, err
+	}
+	a.RefreshID = refreshID.Int64
+	return a, nil
+}
+
+// UpsertDevice inserts or touches the device.
+func (t tokenTx) UpsertDevice(ctx context.Context, d store.Device) error {
+	_, err := t.tx.ExecContext(ctx,
+		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
+		 VALUES (?, ?, ?, ?, ?)
+		 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at`,
+		d.UserID, d.ID, d.DisplayName, micros(d.CreatedAt), micros(d.LastSeenAt))
+	return err
+}
+
+// DeleteDeviceTokens deletes the device's access tokens, then its refresh
+// tokens.
+func (t tokenTx) DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error {
+	for _, table := range []string{"access_tokens", "refresh_tokens"} {
+		if _, err := t.tx.ExecContext(ctx,
+			`DELETE FROM `+table+` WHERE user_id = ? AND device_id = ?`, userID, deviceID,
+		); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteDevice deletes the device; its tokens go with it (ON DELETE CASCADE).
+func (t tokenTx) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
+	return err
+}
+
+// MarkExchanged sets exchanged_at unless it is set.
+func (t tokenTx) MarkExchanged(ctx context.Context, id int64, at time.Time) error {
+	_, err := t.tx.ExecContext(ctx,
+		`UPDATE refresh_tokens SET exchanged_at = COALESCE(exchanged_at, ?) WHERE id = ?`, micros(at), id)
+	return err
+}
+
+// InsertPair stores the refresh token, if any, then the access token
+// paired with it.
+func (t tokenTx) InsertPair(ctx context.Context, access store.AccessToken, refresh *store.RefreshToken) (int64, int64, error) {
+	var refreshID int64
+	if refresh != nil {
+		var err error
+		if refreshID, err = insertRefreshToken(ctx, t.tx, *refresh, access.Pending); err != nil {
+			return 0, 0, err
+		}
+	}
+	accessID, err := insertAccessToken(ctx, t.tx, access, refreshID)
+	return accessID, refreshID, err
+}
+
+// ConfirmPair runs the five statements of a confirmation.
+func (t tokenTx) ConfirmPair(ctx context.Context, userID, deviceID string, accessID, refreshID int64, now time.Time) error {
 	for _, stmt := range []struct {
 		sql  string
 		args []any
@@ -250,11 +202,16 @@ func confirmPair(ctx context.Context, q querier, userID, deviceID string, access
 		   AND id <> ? AND exchanged_at IS NULL AND NOT pending`,
 			[]any{userID, deviceID, refreshID}},
 	} {
-		if _, err := q.ExecContext(ctx, stmt.sql, stmt.args...); err != nil {
+		if _, err := t.tx.ExecContext(ctx, stmt.sql, stmt.args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// FindUser reads the user in the transaction.
+func (t tokenTx) FindUser(ctx context.Context, userID string) (store.User, error) {
+	return scanUser(t.tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`, userID))
 }
 
 // insertRefreshToken stores t, pending or not, and returns its id.

@@ -35,10 +35,15 @@ var (
 // DB is a store.Store on a SQLite database file. It is safe for concurrent
 // use.
 type DB struct {
-	db       *sql.DB
-	path     string
-	modeWarn error
+	db           *sql.DB
+	path         string
+	modeWarn     error
+	pollInterval time.Duration
 }
+
+// Option tunes a DB at Open. Without options, Open uses the defaults each
+// option names.
+type Option func(*DB)
 
 // Open opens the database file at path and pings it. A missing file is
 // created first with mode 0600, before the driver opens it, so that it and
@@ -47,7 +52,7 @@ type DB struct {
 // of an existing file is left alone; FileModeWarning reports it if group or
 // others may read it. Open does not migrate the schema; see MigrateUp and
 // SchemaStatus.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	modeWarn, err := prepareFile(path)
 	if err != nil {
 		return nil, err
@@ -56,7 +61,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db, path: path, modeWarn: modeWarn}, nil
+	d := &DB{db: db, path: path, modeWarn: modeWarn, pollInterval: defaultPollInterval}
+	for _, opt := range opts {
+		opt(d)
+	}
+	return d, nil
 }
 
 // FileModeWarning returns an error naming the database file and its mode if,

@@ -48,35 +48,19 @@ func (db *DB) FindUserByID(ctx context.Context, id string) (store.User, error) {
 	return u, nil
 }
 
-// FindUserByLogin matches id case-insensitively against the whole user ID.
-// With one match it returns it; with several, the exact match if there is
-// one. Otherwise it returns store.ErrNotFound.
+// FindUserByLogin reads the users whose user_id_folded is store.FoldUserID(id)
+// and lets store.PickLogin choose.
 func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error) {
 	users, err := queryUsers(ctx, db.db,
 		`SELECT `+userColumns+` FROM users WHERE user_id_folded = ?`, store.FoldUserID(id))
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", translate(err))
 	}
-	u, ok := pickLogin(users, id)
+	u, ok := store.PickLogin(users, id)
 	if !ok {
 		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", store.ErrNotFound)
 	}
 	return u, nil
-}
-
-// pickLogin chooses among the users whose folded ID matches the login:
-// the only one, or else the exact match. Historical IDs may differ only in
-// case, and then a login that names none of them exactly is ambiguous.
-func pickLogin(users []store.User, id string) (store.User, bool) {
-	if len(users) == 1 {
-		return users[0], true
-	}
-	for _, u := range users {
-		if u.ID == id {
-			return u, true
-		}
-	}
-	return store.User{}, false
 }
 
 // FindUserByThreePID returns the user the canonical address is bound to, or
@@ -119,10 +103,8 @@ func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error
 	return nil
 }
 
-// DeactivateUser marks the user deactivated at the given time and deletes
-// every device and token of the user, in one transaction. It returns
-// store.ErrNotFound if no user has that ID. Deactivating twice keeps the
-// first time.
+// DeactivateUser marks the user deactivated and deletes its devices and
+// tokens (see store.UserStore), in one transaction.
 func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx,
@@ -273,10 +255,8 @@ func (db *DB) FindPasswordHashPrefixes(ctx context.Context) ([]string, error) {
 	return prefixes, nil
 }
 
-// RecordLoginNetwork upserts the last successful login of the user from the
-// network, keeping the later time, and deletes the user's least recently
-// successful networks beyond store.MaxLoginNetworks, in one transaction. It
-// returns store.ErrNotFound if the user does not exist.
+// RecordLoginNetwork records a login network (see store.UserStore) in one
+// IMMEDIATE transaction.
 func (db *DB) RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error {
 	if len(network) > store.MaxLoginNetworkLen {
 		return fmt.Errorf("sqlite: record login network: %w", store.ErrLoginNetworkTooLong)

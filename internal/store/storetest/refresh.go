@@ -23,8 +23,8 @@ func newRefreshSession(userID, deviceID, access, refresh string, at time.Time) s
 
 // exchange is the exchange of the refresh token old, at now, for a new pair
 // that does not expire. User and device are the store's to fill in.
-func exchange(old, access, refresh string, now time.Time) store.Refresh {
-	return store.Refresh{
+func exchange(old, access, refresh string, now time.Time) store.Exchange {
+	return store.Exchange{
 		Old:     hash(old),
 		Access:  store.AccessToken{Hash: hash(access), CreatedAt: now},
 		Refresh: store.RefreshToken{Hash: hash(refresh), CreatedAt: now},
@@ -33,7 +33,7 @@ func exchange(old, access, refresh string, now time.Time) store.Refresh {
 }
 
 // immediately is r as an r0.2.0 /tokenrefresh exchange.
-func immediately(r store.Refresh) store.Refresh {
+func immediately(r store.Exchange) store.Exchange {
 	r.Immediate = true
 	return r
 }
@@ -44,7 +44,7 @@ func issued(userID, deviceID, access string, at time.Time, pending bool) store.A
 }
 
 // mustRefresh runs r and fails the test on error.
-func mustRefresh(tb testing.TB, s store.Store, r store.Refresh) store.Session {
+func mustRefresh(tb testing.TB, s store.Store, r store.Exchange) store.Session {
 	tb.Helper()
 	got, err := s.RefreshSession(tb.Context(), r)
 	if err != nil {
@@ -54,7 +54,7 @@ func mustRefresh(tb testing.TB, s store.Store, r store.Refresh) store.Session {
 }
 
 // wantRefreshErr fails unless r fails with want.
-func wantRefreshErr(tb testing.TB, s store.Store, what string, r store.Refresh, want error) {
+func wantRefreshErr(tb testing.TB, s store.Store, what string, r store.Exchange, want error) {
 	tb.Helper()
 	got, err := s.RefreshSession(tb.Context(), r)
 	wantErr(tb, "RefreshSession of "+what, err, want)
@@ -214,6 +214,24 @@ var refreshSessionCases = []testCase{
 		mustRefresh(t, s, exchange("lr0", "l1", "lr1", t2))
 		wantBobUntouched(t, s, b)
 	}},
+	{"ReplayAfterExpiry", func(t *testing.T, s store.Store) {
+		// Replay is checked before expiry: a superseded token presented
+		// after it expired still revokes the session, so waiting out the
+		// expiry hides no theft.
+		_, b := newUser(alice), newUser(bob)
+		mustCreateUser(t, s, newUser(alice))
+		mustCreateUser(t, s, b)
+		login := newRefreshSession(alice, "PHONE", "a0", "r0", t0)
+		login.RefreshToken.ExpiresAt = t1
+		mustCreateSession(t, s, login)
+		mustCreateSession(t, s, newRefreshSession(bob, "PHONE", "b0", "br0", t0))
+		mustRefresh(t, s, exchange("r0", "a1", "r1", t0))
+		mustConfirm(t, s, "a1", t0)
+
+		wantRefreshErr(t, s, "an exchanged, superseded, expired token", exchange("r0", "x", "y", t2), store.ErrTokenReplayed)
+		wantNoSession(t, s, hash("a1"))
+		wantBobUntouched(t, s, b)
+	}},
 	{"Expired", func(t *testing.T, s store.Store) {
 		a, b := newUser(alice), newUser(bob)
 		mustCreateUser(t, s, a)
@@ -312,7 +330,7 @@ var refreshSessionCases = []testCase{
 		// pending pair it would have done included.
 		a, b, login := loginWithRefresh(t, s)
 		mustRefresh(t, s, exchange("r0", "a1", "r1", t1))
-		for _, r := range []store.Refresh{
+		for _, r := range []store.Exchange{
 			exchange("r1", "b0", "r2", t2),  // access hash taken (by bob)
 			exchange("r1", "a2", "br0", t2), // refresh hash taken (by bob)
 			exchange("r1", "a2", "r0", t2),  // refresh hash taken (by the old token)

@@ -39,7 +39,8 @@ var SentinelRevocation = store.Revocation{UserID: "@sentinel:x", DeviceID: "S"}
 // hanging.
 const noticeWait = 15 * time.Second
 
-// Subscription is one call of ListenRevocations' subscribed.
+// Subscription is one call of ListenRevocations' subscribed: OK when it
+// went live (Err is nil), or why it is not.
 type Subscription struct {
 	OK  bool
 	Err error
@@ -71,19 +72,19 @@ func StartListener(tb testing.TB, l store.RevocationListener, sentinel func(tb t
 		defer close(ln.done)
 		l.ListenRevocations(ctx,
 			func(r store.Revocation) { ln.revoked <- r },
-			func(ok bool, err error) { ln.subs <- Subscription{ok, err} })
+			func(err error) { ln.subs <- Subscription{err == nil, err} })
 	}()
 	tb.Cleanup(ln.Stop)
 	return ln
 }
 
 // Listen is StartListener, then a wait for the first subscription, which
-// must be subscribed(true, nil).
+// must be subscribed(nil).
 func Listen(tb testing.TB, l store.RevocationListener, sentinel func(tb testing.TB)) *Listener {
 	tb.Helper()
 	ln := StartListener(tb, l, sentinel)
 	if s := ln.NextSubscription(tb); !s.OK || s.Err != nil {
-		tb.Fatalf("first subscribed(%v, %v), want (true, nil)", s.OK, s.Err)
+		tb.Fatalf("first subscribed(%v), want nil", s.Err)
 	}
 	return ln
 }

@@ -6,25 +6,35 @@ import (
 	"time"
 
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/internal/resubscribe"
 )
 
 var _ store.RevocationListener = (*DB)(nil)
 
-// Listener timings. Variables, not constants, so that tests can shorten
-// them.
-var (
-	// pollInterval is how often the listener reads the revocations table:
-	// about how long a revocation committed by another process (the CLI)
-	// may go unseen by this one's token cache. Each poll is one read of
-	// the rowid, a few microseconds when nothing is new, on the store's one
-	// connection; in WAL mode it never waits for another process's writer.
-	pollInterval = 50 * time.Millisecond
-	// pollBackoffMin and pollBackoffMax bound the wait between two
-	// attempts to subscribe after a failed poll: it doubles from the first
-	// to the second.
+// defaultPollInterval is how often the listener reads the revocations
+// table unless PollInterval says otherwise: about how long a revocation
+// committed by another process (the CLI) may go unseen by this one's token
+// cache. Each poll is one read of the rowid, a few microseconds when
+// nothing is new, on the store's one connection; in WAL mode it never
+// waits for another process's writer.
+const defaultPollInterval = 50 * time.Millisecond
+
+// pollBackoffMin and pollBackoffMax bound the wait between two attempts to
+// subscribe after a failed poll: it doubles from the first to the second.
+const (
 	pollBackoffMin = 100 * time.Millisecond
 	pollBackoffMax = 5 * time.Second
 )
+
+// PollInterval sets how often the revocation listener reads the
+// revocations table (50ms by default; zero keeps the default).
+func PollInterval(d time.Duration) Option {
+	return func(db *DB) {
+		if d > 0 {
+			db.pollInterval = d
+		}
+	}
+}
 
 // pollBatch is the most rows one poll reads. A full batch is a burst (an
 // operator's bulk DELETE, a user with hundreds of devices deactivated):
@@ -37,7 +47,7 @@ const pollBatch = 1000
 const nowMicros = `(CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000)`
 
 // revocationRetention is how long a row of the revocations table is kept:
-// a poller reads it within pollInterval, so an hour is ample. The sweeper
+// a poller reads it within its poll interval, so an hour is ample. The sweeper
 // prunes older rows.
 const revocationRetention = time.Hour
 
@@ -45,13 +55,13 @@ const revocationRetention = time.Hour
 // any process commits on the database file, until ctx ends (see
 // store.RevocationListener). SQLite has no notices: migration 0003's
 // trigger records each revoked device in the revocations table, and this
-// polls it every pollInterval for rows past the last one read. The first
-// read of the newest row's id is the subscription: subscribed(true, nil)
-// follows it. A failed read is reported with subscribed(false, err) and
+// polls it every poll interval for rows past the last one read. The first
+// read of the newest row's id is the subscription: subscribed(nil) follows
+// it. A failed read is reported with subscribed(err) and
 // retried with backoff, from the then newest row: rows committed meanwhile
 // are skipped, which the contract allows (the consumer dropped its cache).
-func (db *DB) ListenRevocations(ctx context.Context, revoked func(store.Revocation), subscribed func(ok bool, err error)) {
-	store.KeepSubscribed(ctx, pollBackoffMin, pollBackoffMax, func(ctx context.Context, live func()) error {
+func (db *DB) ListenRevocations(ctx context.Context, revoked func(store.Revocation), subscribed func(err error)) {
+	resubscribe.Loop(ctx, pollBackoffMin, pollBackoffMax, func(ctx context.Context, live func()) error {
 		return db.poll(ctx, revoked, live)
 	}, subscribed)
 }
@@ -64,7 +74,7 @@ func (db *DB) poll(ctx context.Context, revoked func(store.Revocation), live fun
 		return fmt.Errorf("sqlite: listen: %w", translate(err))
 	}
 	live()
-	t := time.NewTicker(pollInterval)
+	t := time.NewTicker(db.pollInterval)
 	defer t.Stop()
 	for {
 		select {

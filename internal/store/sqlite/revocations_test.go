@@ -196,7 +196,7 @@ func TestListenRevocations_Reconnect(t *testing.T) {
 			s := l.NextSubscription(t)
 			if s.OK {
 				if s.Err != nil {
-					t.Fatalf("round %d: subscribed(true, %v), want a nil error", round, s.Err)
+					t.Fatalf("round %d: subscribed(%v) while live, want a nil error", round, s.Err)
 				}
 				break
 			}

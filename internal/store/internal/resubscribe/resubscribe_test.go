@@ -1,4 +1,4 @@
-package store
+package resubscribe
 
 import (
 	"context"
@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// KeepSubscribed reports each attempt's outcome in order, retries after a
+// Loop reports each attempt's outcome in order, retries after a
 // failure and after a lost subscription, and ends with the context: with
-// subscribed(false, ctx.Err()) only when it was live.
-func TestKeepSubscribed(t *testing.T) {
+// subscribed(ctx.Err()) only when it was live.
+func TestLoop(t *testing.T) {
 	errDial := errors.New("dial failed")
 	errLost := errors.New("connection lost")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,13 +34,13 @@ func TestKeepSubscribed(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	KeepSubscribed(ctx, time.Millisecond, 2*time.Millisecond, subscribe, func(ok bool, err error) {
-		calls = append(calls, fmt.Sprint(ok, " ", err))
+	Loop(ctx, time.Millisecond, 2*time.Millisecond, subscribe, func(err error) {
+		calls = append(calls, fmt.Sprint(err))
 	})
 	want := []string{
-		"false dial failed", "false dial failed",
-		"true <nil>", "false connection lost",
-		"true <nil>", "false context canceled",
+		"dial failed", "dial failed",
+		"<nil>", "connection lost",
+		"<nil>", "context canceled",
 	}
 	if !slices.Equal(calls, want) {
 		t.Fatalf("subscribed calls:\n%q\nwant\n%q", calls, want)
@@ -49,25 +49,25 @@ func TestKeepSubscribed(t *testing.T) {
 
 // A context that ends while no subscription is live ends the loop with no
 // further report, during the wait between attempts too.
-func TestKeepSubscribed_StopWhileDown(t *testing.T) {
+func TestLoop_StopWhileDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var calls []string
 	attempts := 0
-	KeepSubscribed(ctx, time.Hour, time.Hour, func(context.Context, func()) error {
+	Loop(ctx, time.Hour, time.Hour, func(context.Context, func()) error {
 		attempts++
 		return errors.New("refused")
-	}, func(ok bool, err error) {
-		calls = append(calls, fmt.Sprint(ok, " ", err))
+	}, func(err error) {
+		calls = append(calls, fmt.Sprint(err))
 		cancel() // the wait that follows is an hour: only ctx can end it
 	})
-	if want := []string{"false refused"}; !slices.Equal(calls, want) || attempts != 1 {
+	if want := []string{"refused"}; !slices.Equal(calls, want) || attempts != 1 {
 		t.Fatalf("subscribed calls %q after %d attempts, want %q after 1", calls, attempts, want)
 	}
 	// A failure that ctx's end caused is not reported.
 	calls = nil
-	KeepSubscribed(ctx, time.Hour, time.Hour, func(context.Context, func()) error {
+	Loop(ctx, time.Hour, time.Hour, func(context.Context, func()) error {
 		return context.Canceled
-	}, func(ok bool, err error) { calls = append(calls, fmt.Sprint(ok, " ", err)) })
+	}, func(err error) { calls = append(calls, fmt.Sprint(err)) })
 	if len(calls) != 0 {
 		t.Fatalf("subscribed calls %q after ctx ended, want none", calls)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/internal/resubscribe"
 )
 
 var _ store.RevocationListener = (*DB)(nil)
@@ -25,15 +26,6 @@ const revocationChannel = "authd_revoked"
 // through the pool and must hear on its own connection.
 const probeChannel = "authd_listener_probe"
 
-// probeSendChannel is where probes are sent: probeChannel, except in a test
-// that plays a database that accepts LISTEN and delivers nothing.
-var probeSendChannel atomic.Pointer[string]
-
-func init() {
-	c := probeChannel
-	probeSendChannel.Store(&c)
-}
-
 // ErrNotDelivering is reported (wrapped) when the listener's connection
 // accepted LISTEN but a probe notice sent through the pool did not arrive
 // in time: notices are not delivered, as behind a connection pooler in
@@ -44,16 +36,8 @@ var ErrNotDelivering = errors.New("a probe notice sent through the pool did not 
 // connection, by which an operator finds it in pg_stat_activity.
 const ListenerApplicationName = "authd-revocations"
 
-// Listener timings. Variables, not constants, so that tests can shorten
-// them.
-var (
-	// listenIdle is how long the listener waits for a notice before it
-	// checks that the server still answers. A connection can die without a
-	// word (the server frozen, a network partition): waiting on it would
-	// then look like a quiet channel forever.
-	listenIdle = 10 * time.Second
-	// listenPingTimeout bounds that check.
-	listenPingTimeout = 2 * time.Second
+// Listener timings that no option changes.
+const (
 	// listenStatementTimeout bounds the LISTEN statement.
 	listenStatementTimeout = 5 * time.Second
 	// listenBackoffMin and listenBackoffMax bound the wait between two
@@ -62,21 +46,59 @@ var (
 	listenBackoffMax = 5 * time.Second
 )
 
+// listenConfig is the revocation listener's settings, fixed at Open.
+type listenConfig struct {
+	// idle is how long the listener waits for a notice before it checks
+	// that the server still answers. A connection can die without a word
+	// (the server frozen, a network partition): waiting on it would then
+	// look like a quiet channel forever.
+	idle time.Duration
+	// pingTimeout bounds that check, and each probe.
+	pingTimeout time.Duration
+	// probeTo is where probes are sent: probeChannel, except in a test
+	// that plays a database that accepts LISTEN and delivers nothing,
+	// which may change it while the listener runs.
+	probeTo *atomic.Pointer[string]
+}
+
+// defaultListenConfig is the listener's settings without options.
+func defaultListenConfig() listenConfig {
+	c := listenConfig{idle: 10 * time.Second, pingTimeout: 2 * time.Second, probeTo: new(atomic.Pointer[string])}
+	ch := probeChannel
+	c.probeTo.Store(&ch)
+	return c
+}
+
+// ListenTimings sets how long the revocation listener waits on a quiet
+// connection before it checks that the server still answers (idle, 10s by
+// default) and how long that check and each probe may take (ping, 2s by
+// default). A zero duration keeps the default.
+func ListenTimings(idle, ping time.Duration) Option {
+	return func(db *DB) {
+		if idle > 0 {
+			db.listener.idle = idle
+		}
+		if ping > 0 {
+			db.listener.pingTimeout = ping
+		}
+	}
+}
+
 // ListenRevocations calls revoked for every revocation notice that any
 // process commits on the database, until ctx ends (see
 // store.RevocationListener). It holds a connection of its own, outside the
 // pool, since a LISTEN belongs to its session: a pooled connection would go
-// back to the pool, and its notices with it. subscribed(true, nil) follows
-// each successful LISTEN; subscribed(false, err) follows each failed attempt
-// and each loss, including a server that stopped answering (noticed within
-// listenIdle+listenPingTimeout).
-func (db *DB) ListenRevocations(ctx context.Context, revoked func(store.Revocation), subscribed func(ok bool, err error)) {
+// back to the pool, and its notices with it. subscribed(nil) follows each
+// LISTEN proven by a probe; subscribed(err) follows each failed attempt and
+// each loss, including a server that stopped answering (noticed within
+// the idle wait plus the ping timeout).
+func (db *DB) ListenRevocations(ctx context.Context, revoked func(store.Revocation), subscribed func(err error)) {
 	cfg := db.pool.Config().ConnConfig // a copy: changing it leaves the pool's alone
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = make(map[string]string)
 	}
 	cfg.RuntimeParams["application_name"] = ListenerApplicationName
-	store.KeepSubscribed(ctx, listenBackoffMin, listenBackoffMax, func(ctx context.Context, live func()) error {
+	resubscribe.Loop(ctx, listenBackoffMin, listenBackoffMax, func(ctx context.Context, live func()) error {
 		return db.listen(ctx, cfg, revoked, live)
 	}, subscribed)
 }
@@ -116,7 +138,7 @@ func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, revoked func(stor
 		// that does not close the connection, and a message half read is
 		// finished by the next read. (A deadline during a query, as in
 		// Ping, does close it.)
-		wctx, cancel := context.WithTimeout(ctx, listenIdle)
+		wctx, cancel := context.WithTimeout(ctx, db.listener.idle)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
@@ -130,10 +152,10 @@ func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, revoked func(stor
 		case !pgconn.Timeout(err) || conn.IsClosed():
 			return fmt.Errorf("postgres: listen: %w", translate(err))
 		}
-		// Idle for listenIdle: a quiet channel, or a dead connection.
+		// Idle for the idle wait: a quiet channel, or a dead connection.
 		// Notices that arrive during the ping are queued by pgx and
 		// returned by the next WaitForNotification.
-		pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+		pctx, cancel := context.WithTimeout(ctx, db.listener.pingTimeout)
 		err = conn.Ping(pctx)
 		cancel()
 		if err != nil {
@@ -151,14 +173,14 @@ func (db *DB) listen(ctx context.Context, cfg *pgx.ConnConfig, revoked func(stor
 
 // probe sends a notice of a fresh nonce on the probe channel through the
 // pool, as a revocation's commit would, and waits for it on the listener's
-// connection for at most listenPingTimeout, passing on the revocations that
+// connection for at most the ping timeout, passing on the revocations that
 // arrive meanwhile. It fails with ErrNotDelivering when the notice does not
 // come back.
 func (db *DB) probe(ctx context.Context, conn *pgx.Conn, revoked func(store.Revocation)) error {
 	nonce := rand.Text()
-	pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+	pctx, cancel := context.WithTimeout(ctx, db.listener.pingTimeout)
 	defer cancel()
-	if _, err := db.pool.Exec(pctx, "SELECT pg_notify($1, $2)", *probeSendChannel.Load(), nonce); err != nil {
+	if _, err := db.pool.Exec(pctx, "SELECT pg_notify($1, $2)", *db.listener.probeTo.Load(), nonce); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

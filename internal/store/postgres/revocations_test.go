@@ -31,9 +31,9 @@ func TestListenRevocations(t *testing.T) {
 }
 
 // newMigratedDB is newDB, migrated up.
-func newMigratedDB(tb testing.TB) (*postgres.DB, string) {
+func newMigratedDB(tb testing.TB, opts ...postgres.Option) (*postgres.DB, string) {
 	tb.Helper()
-	db, url := newDB(tb)
+	db, url := newDB(tb, opts...)
 	if err := db.MigrateUp(tb.Context()); err != nil {
 		tb.Fatalf("MigrateUp: %v", err)
 	}
@@ -72,9 +72,9 @@ type fixture struct {
 	next byte // the first byte of the next token hash
 }
 
-func newFixture(tb testing.TB) *fixture {
+func newFixture(tb testing.TB, opts ...postgres.Option) *fixture {
 	tb.Helper()
-	db, url := newMigratedDB(tb)
+	db, url := newMigratedDB(tb, opts...)
 	f := &fixture{db: db, url: url, now: time.Now().UTC()}
 	for _, u := range []string{alice, bob} {
 		f.createUser(tb, u)
@@ -251,9 +251,9 @@ func TestListenRevocations_Reconnect(t *testing.T) {
 // or across a partition) is noticed by the idle check: the subscription
 // is reported lost, and renewed once the server answers again.
 func TestListenRevocations_FrozenServer(t *testing.T) {
-	postgres.SetListenTimings(t, 300*time.Millisecond, 300*time.Millisecond)
+	t.Parallel() // its timings are its DB's own
 	c := pgtest.NewCluster(t)
-	db, err := postgres.Open(t.Context(), c.URL())
+	db, err := postgres.Open(t.Context(), c.URL(), postgres.ListenTimings(300*time.Millisecond, 300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestListenRevocations_FrozenServer(t *testing.T) {
 		s := l.NextSubscription(t)
 		if s.OK {
 			if s.Err != nil {
-				t.Fatalf("subscribed(true, %v), want a nil error", s.Err)
+				t.Fatalf("subscribed(%v) while live, want a nil error", s.Err)
 			}
 			break
 		}
@@ -312,9 +312,9 @@ func TestListenRevocations_ServerDown(t *testing.T) {
 // retried, and the cache stays bypassed. Once notices are delivered again,
 // it goes live, first probing an idle connection too.
 func TestListenRevocations_NotDelivering(t *testing.T) {
-	postgres.SetListenTimings(t, 300*time.Millisecond, 300*time.Millisecond)
-	f := newFixture(t)
-	postgres.SendProbesTo(t, "authd_nowhere")
+	t.Parallel() // its timings are its DB's own
+	f := newFixture(t, postgres.ListenTimings(300*time.Millisecond, 300*time.Millisecond))
+	f.db.SendProbesTo("authd_nowhere")
 	l := storetest.StartListener(t, f.db, sentinel(f.url))
 	for range 2 {
 		s := l.NextSubscription(t)
@@ -322,7 +322,7 @@ func TestListenRevocations_NotDelivering(t *testing.T) {
 			t.Fatalf("notices not delivered: subscribed(%v, %v), want (false, ErrNotDelivering)", s.OK, s.Err)
 		}
 	}
-	postgres.SendProbesTo(t, "")
+	f.db.SendProbesTo("")
 	for {
 		s := l.NextSubscription(t)
 		if s.OK {
@@ -335,7 +335,7 @@ func TestListenRevocations_NotDelivering(t *testing.T) {
 	exec(t, f.url, `SELECT pg_notify('authd_revoked', '["@a:x","D"]')`)
 	l.WantRevocations(t, device("@a:x", "D"))
 	// Live, then delivery stops: the next idle probe notices.
-	postgres.SendProbesTo(t, "authd_nowhere")
+	f.db.SendProbesTo("authd_nowhere")
 	if s := l.NextSubscription(t); s.OK || !errors.Is(s.Err, postgres.ErrNotDelivering) {
 		t.Fatalf("delivery stopped while live: subscribed(%v, %v), want (false, ErrNotDelivering)", s.OK, s.Err)
 	}

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// User is a local account.
+type User struct {
+	// ID is the canonical, fully qualified Matrix user ID (@alice:example.org).
+	ID string
+	// PasswordHash is the versioned password hash (see internal/password).
+	PasswordHash string
+	CreatedAt    time.Time
+	// DeactivatedAt is zero while the account is active.
+	DeactivatedAt time.Time
+}
+
+// Deactivated reports whether the account has been deactivated.
+func (u User) Deactivated() bool { return !u.DeactivatedAt.IsZero() }
+
+// FoldUserID returns the key under which a user ID is matched
+// case-insensitively at login. Matching is on the whole MXID, as Synapse does.
+func FoldUserID(id string) string { return strings.ToLower(id) }
+
+// PickLogin chooses, among the users whose folded ID matches the login id,
+// the one FindUserByLogin returns: the only one, or else the exact match.
+// Historical IDs may differ only in case, and then a login that names none
+// of them exactly is ambiguous: it reports false.
+func PickLogin(users []User, id string) (User, bool) {
+	if len(users) == 1 {
+		return users[0], true
+	}
+	for _, u := range users {
+		if u.ID == id {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// UserStore persists users and their third-party IDs.
+type UserStore interface {
+	// CreateUser stores a new user, and binds the given third-party IDs to it
+	// in the same transaction. It returns ErrConflict if the user ID, or any of
+	// the addresses, is taken; then nothing is written.
+	CreateUser(ctx context.Context, u User, threepids ...ThreePID) error
+	// FindUserByID returns the user with exactly this ID, or ErrNotFound.
+	FindUserByID(ctx context.Context, id string) (User, error)
+	// FindUserByLogin matches id case-insensitively against the whole user ID
+	// (see FoldUserID). With one match it returns it; with several it returns
+	// the exact match if there is one. Otherwise it returns ErrNotFound.
+	FindUserByLogin(ctx context.Context, id string) (User, error)
+	// FindUserByThreePID returns the user the canonical address is bound to,
+	// or ErrNotFound.
+	FindUserByThreePID(ctx context.Context, medium Medium, address string) (User, error)
+	// ListUsers returns every user, ordered by ID.
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdatePasswordHash replaces the user's password hash. It returns
+	// ErrNotFound if no user has that ID.
+	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	// DeactivateUser marks the user deactivated at the given time and, in the
+	// same transaction, deletes every device and token of the user. It returns
+	// ErrNotFound if no user has that ID. Deactivating twice keeps the first time.
+	DeactivateUser(ctx context.Context, userID string, at time.Time) error
+	// AddThreePID binds an address to a user. It returns ErrConflict if the
+	// address is bound already and ErrNotFound if the user does not exist.
+	AddThreePID(ctx context.Context, t ThreePID) error
+	// DeleteThreePID unbinds an address. It returns ErrNotFound if it was not bound.
+	DeleteThreePID(ctx context.Context, medium Medium, address string) error
+	// ListThreePIDs returns the addresses bound to a user, ordered by medium
+	// and address.
+	ListThreePIDs(ctx context.Context, userID string) ([]ThreePID, error)
+	// FindPasswordHashPrefixes returns the distinct scheme-and-cost prefixes
+	// of the stored password hashes of every user, deactivated or not, in
+	// byte order: the first 17 bytes of a hash that starts with "$authd-v1$"
+	// (such as "$authd-v1$$2a$12$"), the first 7 of any other (such as
+	// "$2b$10$"). Users without a password hash are skipped.
+	FindPasswordHashPrefixes(ctx context.Context) ([]string, error)
+	// RecordLoginNetwork records a successful login of the user from a
+	// client network at the given time (kept if a later one is recorded
+	// already). The network is an opaque key of at most MaxLoginNetworkLen
+	// bytes. At most MaxLoginNetworks networks are kept per user: the
+	// least recently successful beyond that are deleted, in the same
+	// transaction. It returns ErrNotFound if the user does not exist.
+	RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error
+	// FindLoginNetwork returns nil if the user logged in successfully from
+	// the network at or after since, and ErrNotFound otherwise.
+	FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error
+}
+
+// MaxLoginNetworks is how many login networks a store keeps per user.
+const MaxLoginNetworks = 16
+
+// MaxLoginNetworkLen is the longest login network key, in bytes.
+const MaxLoginNetworkLen = 64
+
+// ErrLoginNetworkTooLong is returned by RecordLoginNetwork for a network
+// key longer than MaxLoginNetworkLen. Nothing is written.
+var ErrLoginNetworkTooLong = errors.New("login network key too long")
