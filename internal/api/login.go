@@ -1,10 +1,7 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/store"
 )
 
@@ -80,25 +76,6 @@ type loginIdentity struct {
 	medium  store.Medium // m.id.thirdparty / m.id.phone (or legacy medium+address)
 	address string
 }
-
-// The outcomes of a login, as counted by the Observer.
-const (
-	outcomeSuccess     = "success"
-	outcomeForbidden   = "forbidden"
-	outcomeDeactivated = "deactivated"
-	outcomeBadRequest  = "bad_request"
-	outcomeRateLimited = "rate_limited"
-	outcomeHashBusy    = "hash_busy"
-	outcomeError       = "error"
-)
-
-// The rate-limit rules, as counted by the Observer.
-const (
-	ruleIP             = "ip"
-	ruleAccountFailed  = "account_failed"
-	ruleAccountSuccess = "account_success"
-	ruleRefreshIP      = "refresh_ip"
-)
 
 func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 	resp, err := a.login(w, r)
@@ -206,98 +183,6 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 		a.rememberNetwork(r, u.ID, network)
 	}
 	return resp, err
-}
-
-// limit consumes one action of key under l, and says 429 when l denies it.
-// A nil l allows everything.
-func (a *api) limit(r *http.Request, l ratelimit.Limiter, key, rule string) error {
-	if l == nil {
-		return nil
-	}
-	d, err := l.Allow(r.Context(), key)
-	if err != nil {
-		return err
-	}
-	return a.refusal(d, rule)
-}
-
-// refusal is the 429 for a limiter's denial under rule, counted; nil when
-// d allows.
-func (a *api) refusal(d ratelimit.Decision, rule string) error {
-	if d.Allowed {
-		return nil
-	}
-	a.Observer.RateLimited(rule)
-	return errLimitExceeded(d.RetryAfter)
-}
-
-// maxLimitKey bounds the length of a rate-limit key. Limiters bound the
-// number of keys they hold, not their size: an identifier can be as long as
-// the 64 KiB body allows, and a spray of such logins from many addresses
-// would otherwise hold gigabytes in the in-process limiter, or in Redis. No
-// valid user ID (255 bytes) or email address is longer.
-const maxLimitKey = 320
-
-// limitKey is key, or its SHA-256 when it is longer than maxLimitKey.
-func limitKey(key string) string {
-	if len(key) > maxLimitKey {
-		sum := sha256.Sum256([]byte(key))
-		return "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return key
-}
-
-// identifierKey is the failed-login key of an identifier as the client
-// named it: the folded user ID a localpart or user ID stands for, or the
-// canonical third-party address. It never depends on whether, or to which
-// account, the identifier resolves: were it the account's, failures spent
-// on an email address would make its owner's user ID answer 429, which
-// tells who owns the address (and that anyone does).
-func (a *api) identifierKey(who loginIdentity) string {
-	if who.medium != "" {
-		addr, err := store.CanonicalAddress(who.medium, who.address)
-		if err != nil {
-			addr = strings.ToLower(who.address)
-		}
-		return limitKey("3pid:" + string(who.medium) + ":" + addr)
-	}
-	return limitKey(store.FoldUserID(a.qualify(who.user)))
-}
-
-// failedLoginKey is the key failed logins are counted under. Normally the
-// identifier's (identifierKey): a guesser gets the failed-login burst per
-// identifier of an account (its user ID and each address), however many
-// addresses it sends from, and every identifier behaves alike whether or
-// not it names an account. But failures from elsewhere must not lock the
-// owner out: a client on a network the account logged in from successfully
-// within KnownNetworkTTL (the IP, or the /64 for IPv6) counts its failures
-// under that account and network instead, a budget nobody outside that
-// network can spend.
-func (a *api) failedLoginKey(ctx context.Context, who loginIdentity, u store.User, found bool, network string) (string, error) {
-	if !found || a.KnownNetworkTTL <= 0 || network == invalidIPKey {
-		return a.identifierKey(who), nil
-	}
-	err := a.Store.FindLoginNetwork(ctx, u.ID, network, a.Now().Add(-a.KnownNetworkTTL).UTC())
-	switch {
-	case err == nil:
-		return limitKey("known:" + network + ":" + store.FoldUserID(u.ID)), nil
-	case errors.Is(err, store.ErrNotFound):
-		return a.identifierKey(who), nil
-	default:
-		return "", err
-	}
-}
-
-// rememberNetwork records that the user logged in from network, which
-// makes it a known network (failedLoginKey). A failure is logged, not
-// fatal: the login succeeded.
-func (a *api) rememberNetwork(r *http.Request, userID, network string) {
-	if a.KnownNetworkTTL <= 0 || network == invalidIPKey {
-		return
-	}
-	if err := a.Store.RecordLoginNetwork(r.Context(), userID, network, a.Now().UTC()); err != nil {
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "recording the login network failed", slog.String("user_id", userID), slog.Any("err", err))
-	}
 }
 
 // startSession creates or reuses the device and stores the new tokens.
@@ -561,12 +446,4 @@ func randomDeviceID() string {
 		b[i] = 'A' + b[i]%26
 	}
 	return string(b[:])
-}
-
-// quote makes client input safe to echo in an error message.
-func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return strings.ToValidUTF8(s, "�")
 }

@@ -24,6 +24,17 @@ type Observer interface {
 	HashDuration(d time.Duration)
 }
 
+// The outcomes of a login, as counted by the Observer.
+const (
+	outcomeSuccess     = "success"
+	outcomeForbidden   = "forbidden"
+	outcomeDeactivated = "deactivated"
+	outcomeBadRequest  = "bad_request"
+	outcomeRateLimited = "rate_limited"
+	outcomeHashBusy    = "hash_busy"
+	outcomeError       = "error"
+)
+
 // LoginOutcomes are the outcomes LoginAttempt reports, and RateLimitRules
 // the rules RateLimited reports: an Observer may start every one at zero.
 var (
@@ -31,10 +42,6 @@ var (
 		outcomeRateLimited, outcomeHashBusy, outcomeError}
 	RateLimitRules = []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures}
 )
-
-// ruleTokenFailures is the per-address budget of unknown access tokens
-// (Deps.TokenFailureLimiter).
-const ruleTokenFailures = "token_failures"
 
 type nopObserver struct{}
 
