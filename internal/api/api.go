@@ -196,16 +196,21 @@ func New(d Deps) http.Handler {
 	// method, so every method is answered alike.
 	r.With(a.requireAuthFrom(forwardedAccessToken, false)).HandleFunc("/_authd/verify", a.handleVerify)
 
+	// Per-IP limits run before the body is read. A login refused here is
+	// still counted as a login attempt.
+	limitLogins := a.limitByIP(a.LoginIPLimiter, ruleIP, a.observeLogin)
+	limitRefreshes := a.limitByIP(a.RefreshIPLimiter, ruleRefreshIP, nil)
+
 	// r0 and v3 are one API (spec v1.1 re-versioned r0 to v3); old bots
 	// still use r0.
 	for _, prefix := range []string{"/_matrix/client/r0", "/_matrix/client/v3"} {
 		r.Route(prefix, func(r chi.Router) {
 			r.Get("/login", a.handleLoginFlows)
-			r.Post("/login", a.handleLogin)
+			r.With(limitLogins).Post("/login", a.handleLogin)
 			// Refresh is authenticated by the refresh token alone: any
 			// Authorization header (matrix-js-sdk sends the stale access
 			// token) is ignored.
-			r.Post("/refresh", a.handleRefresh)
+			r.With(limitRefreshes).Post("/refresh", a.handleRefresh)
 			r.Group(func(r chi.Router) {
 				// Logout must work with an expired token, so that a
 				// soft-logged-out client can still clean up its device.
@@ -221,9 +226,9 @@ func New(d Deps) http.Handler {
 	}
 	// Synapse before 1.72 served /refresh under v1 only, and matrix-js-sdk
 	// falls back to it on M_UNRECOGNIZED.
-	r.Post("/_matrix/client/v1/refresh", a.handleRefresh)
+	r.With(limitRefreshes).Post("/_matrix/client/v1/refresh", a.handleRefresh)
 	// The r0.2.0 seed's exchange, which predates the v3 API.
-	r.Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)
+	r.With(limitRefreshes).Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)
 	return r
 }
 
@@ -270,6 +275,7 @@ func (a *api) newRouter() chi.Router {
 	return r
 }
 
+// handleNotFound answers a path no route takes: 404 M_UNRECOGNIZED.
 func (a *api) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	a.writeError(w, r, errUnrecognized)
 }

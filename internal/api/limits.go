@@ -24,6 +24,67 @@ const (
 	ruleTokenFailures = "token_failures"
 )
 
+// limitByIP refuses, with 429, a request whose client address is over l
+// under rule; a nil l lets everything through. observe, when not nil, is
+// told of every request the middleware answers itself (a refusal, or the
+// limiter's own failure), so that an endpoint counting its outcomes
+// counts these too.
+func (a *api) limitByIP(l ratelimit.Limiter, rule string, observe func(error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if l == nil {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := a.limit(r, l, a.clientIPKey(r), rule); err != nil {
+				if observe != nil {
+					observe(err)
+				}
+				a.writeError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// failedLogin is the action a login spent from its failed-login budget
+// before its password was checked: refund gives it back.
+type failedLogin struct {
+	limiter ratelimit.Limiter // nil when failed logins are not limited
+	key     string
+	log     *slog.Logger
+}
+
+// spendFailedLogin consumes one action of the login's failed-login budget
+// (failedLoginKey), and says 429 when the budget is spent.
+func (a *api) spendFailedLogin(r *http.Request, who loginIdentity, u store.User, found bool, network string) (failedLogin, error) {
+	key, err := a.failedLoginKey(r.Context(), who, u, found, network)
+	if err != nil {
+		return failedLogin{}, err
+	}
+	if err := a.limit(r, a.LoginFailedLimiter, key, ruleAccountFailed); err != nil {
+		return failedLogin{}, err
+	}
+	return failedLogin{limiter: a.LoginFailedLimiter, key: key, log: a.log}, nil
+}
+
+// refund gives the spent action back. A failure is logged: the login's
+// answer stands.
+func (f failedLogin) refund(ctx context.Context) {
+	if f.limiter == nil {
+		return
+	}
+	if err := f.limiter.Undo(ctx, f.key); err != nil {
+		f.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter undo failed", slog.Any("err", err))
+	}
+}
+
+// accountKey is the key of an account's own budgets, the same for every
+// spelling of its user ID.
+func accountKey(userID string) string {
+	return limitKey(store.FoldUserID(userID))
+}
+
 // limit consumes one action of key under l, and says 429 when l denies it.
 // A nil l allows everything.
 func (a *api) limit(r *http.Request, l ratelimit.Limiter, key, rule string) error {

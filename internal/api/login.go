@@ -33,6 +33,7 @@ type loginFlowsResponse struct {
 	Flows []loginFlow `json:"flows"`
 }
 
+// handleLoginFlows handles GET /login: the password flow is the only one.
 func (a *api) handleLoginFlows(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, loginFlowsResponse{Flows: []loginFlow{{Type: loginTypePassword}}})
 }
@@ -77,14 +78,21 @@ type loginIdentity struct {
 	address string
 }
 
+// handleLogin handles POST /login: it checks a password login and starts a
+// session on a new or client-chosen device.
 func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 	resp, err := a.login(w, r)
-	a.Observer.LoginAttempt(loginOutcome(err))
+	a.observeLogin(err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// observeLogin counts a login attempt that ended in err (nil: success).
+func (a *api) observeLogin(err error) {
+	a.Observer.LoginAttempt(loginOutcome(err))
 }
 
 // loginOutcome names the outcome of a login for the Observer.
@@ -113,17 +121,12 @@ func loginOutcome(err error) string {
 // errHashBusy sheds a login that found no hashing slot in time.
 var errHashBusy = errLimitExceeded(time.Second)
 
-// login runs POST /login. The rate limits come first and before any
-// hashing: per client IP (before even parsing), then failed attempts per
-// identifier (or per known network of the account, see failedLoginKey).
-// Then the password check waits for a hashing slot; only a login whose
-// password was right meets the limit on successful logins per account.
+// login runs POST /login once the per-IP limit (in the route table) let it
+// through. Failed attempts per identifier (or per known network of the
+// account, see failedLoginKey) are limited next, before any hashing. Then
+// the password check waits for a hashing slot; only a login whose password
+// was right meets the limit on successful logins per account.
 func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, error) {
-	ctx := r.Context()
-	network := a.clientIPKey(r)
-	if err := a.limit(r, a.LoginIPLimiter, network, ruleIP); err != nil {
-		return loginResponse{}, err
-	}
 	body, err := readJSONObject(w, r, false)
 	if err != nil {
 		return loginResponse{}, err
@@ -137,25 +140,24 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return loginResponse{}, err
 	}
-
-	failedKey, err := a.failedLoginKey(ctx, req.who, u, found, network)
+	network := a.clientIPKey(r)
+	attempt, err := a.spendFailedLogin(r, req.who, u, found, network)
 	if err != nil {
 		return loginResponse{}, err
 	}
-	if err := a.limit(r, a.LoginFailedLimiter, failedKey, ruleAccountFailed); err != nil {
-		return loginResponse{}, err
+	resp, err := a.loginWithPassword(r, req, u, found, network)
+	// Only a password checked and found wrong keeps the action spent.
+	if !errors.Is(err, errForbidden) {
+		attempt.refund(r.Context())
 	}
-	// From here on the failed-attempt action is spent; it is given back
-	// unless the password is checked and wrong.
-	refund := true
-	defer func() {
-		if refund && a.LoginFailedLimiter != nil {
-			if err := a.LoginFailedLimiter.Undo(ctx, failedKey); err != nil {
-				a.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter undo failed", slog.Any("err", err))
-			}
-		}
-	}()
+	return resp, err
+}
 
+// loginWithPassword checks the password in a hashing slot and, when it is
+// right and the account not over its limit of successful logins, starts
+// the session.
+func (a *api) loginWithPassword(r *http.Request, req loginRequest, u store.User, found bool, network string) (loginResponse, error) {
+	ctx := r.Context()
 	wait, ok := a.gate.acquire(ctx)
 	a.Observer.HashWait(wait)
 	if !ok {
@@ -164,18 +166,15 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 		}
 		return loginResponse{}, errHashBusy
 	}
-	u, err = a.authenticate(r, req, u, found)
+	u, err := a.authenticate(r, req, u, found)
 	a.gate.release()
-	if errors.Is(err, errForbidden) {
-		refund = false
-	}
 	if err != nil {
 		return loginResponse{}, err
 	}
 	// Limited after the password check, like the deactivated answer: a 429
 	// here tells only someone who knows the password that the account is
 	// busy, so it can link no identifier to another.
-	if err := a.limit(r, a.LoginSuccessLimiter, limitKey(store.FoldUserID(u.ID)), ruleAccountSuccess); err != nil {
+	if err := a.limit(r, a.LoginSuccessLimiter, accountKey(u.ID), ruleAccountSuccess); err != nil {
 		return loginResponse{}, err
 	}
 	resp, err := a.startSession(r, u, req)

@@ -9,7 +9,7 @@ import (
 
 type emptyResponse struct{}
 
-// handleLogout revokes the caller's access token by deleting its device,
+// handleLogout handles POST /logout: it revokes the caller's access token by deleting its device,
 // which takes every token of the device with it (spec: "The device
 // associated with the access token is also deleted"). The request body is
 // not read: clients send none (matrix-js-sdk), {} (mautrix) or an empty one
@@ -27,7 +27,7 @@ func (a *api) handleLogout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, emptyResponse{})
 }
 
-// handleLogoutAll deletes every device of the caller's user, and with them
+// handleLogoutAll handles POST /logout/all: it deletes every device of the caller's user, and with them
 // every token, the caller's own included.
 func (a *api) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())

@@ -22,7 +22,7 @@ var (
 	errForbiddenLegacy = &Error{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid refresh token"}
 )
 
-// handleRefresh is POST /refresh (spec v1.3+): it exchanges a refresh token
+// handleRefresh handles POST /refresh (spec v1.3+): it exchanges a refresh token
 // for a new pair. The old token stays valid until the new pair is first
 // used, so that a client that lost the response can retry; a replay after
 // that revokes the whole session.
@@ -45,7 +45,7 @@ type tokenRefreshResponse struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-// handleTokenRefresh is the seed's r0.2.0 POST /tokenrefresh: the supplied
+// handleTokenRefresh handles POST /tokenrefresh, the seed's r0.2.0 exchange: the supplied
 // refresh token and the access token issued with it are invalidated at
 // once, and any failure is 403 M_FORBIDDEN.
 func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
@@ -68,9 +68,6 @@ func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 // are Matrix errors (*Error); token failures are the store's sentinels or
 // token.ErrMalformed, for the caller to phrase.
 func (a *api) refresh(w http.ResponseWriter, r *http.Request, immediate bool) (tokenPair, error) {
-	if err := a.limit(r, a.RefreshIPLimiter, a.clientIPKey(r), ruleRefreshIP); err != nil {
-		return tokenPair{}, err
-	}
 	body, err := readJSONObject(w, r, false)
 	if err != nil {
 		return tokenPair{}, err
