@@ -169,7 +169,7 @@ func TestConfig_TokenLifetimes(t *testing.T) {
 				wantErr(t, err, tt.want)
 				return
 			}
-			if err != nil || c.Tokens.AccessTTL != tt.wantTTL || !c.Tokens.Refresh || c.Tokens.RefreshTTL != 0 || c.Tokens.NonRefreshableTTL != 0 {
+			if err != nil || c.Tokens.AccessTTL != tt.wantTTL || !c.Tokens.IssueRefresh || c.Tokens.RefreshTTL != 0 || c.Tokens.NonRefreshableTTL != 0 {
 				t.Fatalf("config = %+v, %v", c.Tokens, err)
 			}
 		})

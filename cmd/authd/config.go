@@ -238,7 +238,7 @@ func (c *config) flags(fs *flag.FlagSet, getenv func(string) string, names ...st
 			if err != nil {
 				errs = append(errs, fmt.Errorf("AUTHD_REFRESH_TOKENS: %w", err))
 			}
-			c.Tokens.Refresh = b
+			c.Tokens.IssueRefresh = b
 		}
 		ttls := []struct {
 			name     string

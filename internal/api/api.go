@@ -124,12 +124,12 @@ const DefaultAccessTTL = 5 * time.Minute
 // TokenPolicy sets the lifetimes of the tokens login and refresh issue.
 // A zero duration means the token does not expire.
 type TokenPolicy struct {
-	// Refresh issues a refresh token to a login that asks for one
+	// IssueRefresh issues a refresh token to a login that asks for one
 	// ("refresh_token": true); otherwise such a login gets a
 	// non-refreshable token.
-	Refresh bool
+	IssueRefresh bool
 	// AccessTTL is the lifetime of access tokens issued with a refresh
-	// token. It must be positive when Refresh is on.
+	// token. It must be positive when IssueRefresh is on.
 	AccessTTL time.Duration
 	// RefreshTTL is the lifetime of refresh tokens.
 	RefreshTTL time.Duration
@@ -143,7 +143,7 @@ type api struct {
 	log       *slog.Logger
 	logSample *logSampler
 	gate      *hashGate
-	tokens    *TokenCache // nil when off
+	cache     *TokenCache // nil when off
 	// root is the router New returns: a 405 asks it which methods a path
 	// takes, since a subrouter sees only the rest of the path.
 	root chi.Router
@@ -172,9 +172,9 @@ func New(d Deps) http.Handler {
 		a.HashQueueTimeout = DefaultHashQueueTimeout
 	}
 	a.gate = newHashGate(a.HashConcurrency, a.HashQueueTimeout)
-	a.tokens = a.TokenCache
-	if a.tokens == nil {
-		a.tokens = NewTokenCache(a.TokenCacheTTL, a.TokenCacheSize)
+	a.cache = a.TokenCache
+	if a.cache == nil {
+		a.cache = NewTokenCache(a.TokenCacheTTL, a.TokenCacheSize)
 	}
 	if a.StoreTimeout > 0 {
 		a.Store = boundedStore{s: a.Store, timeout: a.StoreTimeout}

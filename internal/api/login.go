@@ -63,11 +63,11 @@ type baseURL struct {
 
 // loginRequest is a validated POST /login body.
 type loginRequest struct {
-	who         loginIdentity
-	password    string
-	deviceID    string // "" when the client did not choose one
-	displayName string
-	refresh     bool // the client asked for a refresh token
+	who          loginIdentity
+	password     string
+	deviceID     string // "" when the client did not choose one
+	displayName  string
+	wantsRefresh bool // the client asked for a refresh token
 }
 
 // loginIdentity is who a login claims to be: a user ID or localpart, or a
@@ -95,31 +95,23 @@ func (a *api) observeLogin(err error) {
 	a.Observer.LoginAttempt(loginOutcome(err))
 }
 
-// loginOutcome names the outcome of a login for the Observer.
+// loginOutcome names the outcome of a login for the Observer: the outcome
+// its Matrix error carries, else a bad request for a 4xx and an error for
+// anything else.
 func loginOutcome(err error) string {
-	var e *Error
-	switch {
-	case err == nil:
+	if err == nil {
 		return outcomeSuccess
-	case errors.Is(err, errHashBusy):
-		return outcomeHashBusy
-	case !errors.As(err, &e):
+	}
+	var e *matrixError
+	switch {
+	case !errors.As(err, &e) || e.Status >= 500:
 		return outcomeError
-	case e.Errcode == "M_LIMIT_EXCEEDED":
-		return outcomeRateLimited
-	case e == errDeactivated:
-		return outcomeDeactivated
-	case e == errForbidden:
-		return outcomeForbidden
-	case e.Status >= 500:
-		return outcomeError
+	case e.outcome != "":
+		return e.outcome
 	default:
 		return outcomeBadRequest
 	}
 }
-
-// errHashBusy sheds a login that found no hashing slot in time.
-var errHashBusy = errLimitExceeded(time.Second)
 
 // login runs POST /login once the per-IP limit (in the route table) let it
 // through. Failed attempts per identifier (or per known network of the
@@ -166,7 +158,7 @@ func (a *api) loginWithPassword(r *http.Request, req loginRequest, u store.User,
 		}
 		return loginResponse{}, errHashBusy
 	}
-	u, err := a.authenticate(r, req, u, found)
+	u, err := a.checkPassword(r, req, u, found)
 	a.gate.release()
 	if err != nil {
 		return loginResponse{}, err
@@ -194,7 +186,7 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 		}
 	}
 	now := a.Now().UTC()
-	pair := a.newPair(now, req.refresh && a.Tokens.Refresh)
+	pair := a.newPair(now, req.wantsRefresh && a.Tokens.IssueRefresh)
 	sess := store.NewSession{
 		Device: store.Device{
 			UserID:      u.ID,
@@ -205,22 +197,22 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 		},
 		AccessToken: pair.accessRow(u.ID, deviceID),
 	}
-	if pair.refresh != "" {
+	if pair.refreshToken != "" {
 		rt := pair.refreshRow(u.ID, deviceID)
 		sess.RefreshToken = &rt
 	}
 	err := a.Store.CreateSession(r.Context(), sess)
 	if req.deviceID != "" {
 		// An existing device's earlier tokens were just revoked.
-		a.tokens.dropDevice(u.ID, deviceID)
+		a.cache.dropDevice(u.ID, deviceID)
 	}
 	if err != nil {
 		return loginResponse{}, err
 	}
 	resp := loginResponse{
 		UserID:       u.ID,
-		AccessToken:  pair.access,
-		RefreshToken: pair.refresh,
+		AccessToken:  pair.accessToken,
+		RefreshToken: pair.refreshToken,
 		ExpiresInMS:  pair.expiresInMS(),
 		DeviceID:     deviceID,
 		HomeServer:   a.ServerName,
@@ -237,41 +229,41 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 func parseLogin(body jsonObject) (loginRequest, error) {
 	var req loginRequest
 	if _, ok := body["type"]; !ok {
-		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Missing JSON keys.")
+		return req, badRequest("M_UNKNOWN", "Missing JSON keys.")
 	}
 	typ, _, err := body.str("type")
 	if err != nil || !body.present("type") {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: type")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: type")
 	}
 	if typ != loginTypePassword {
-		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Unknown login type "+quote(typ))
+		return req, badRequest("M_UNKNOWN", "Unknown login type "+quote(typ))
 	}
 	pw, ok, err := body.str("password")
 	if err != nil || !ok {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: password")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: password")
 	}
 	req.password = pw
 
-	if req.refresh, _, err = body.boolean("refresh_token"); err != nil {
-		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "`refresh_token` should be true or false.")
+	if req.wantsRefresh, _, err = body.boolean("refresh_token"); err != nil {
+		return req, badRequest("M_UNKNOWN", "`refresh_token` should be true or false.")
 	}
 	if req.deviceID, _, err = body.str("device_id"); err != nil {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: device_id")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: device_id")
 	}
 	if len(req.deviceID) > maxDeviceIDLen {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may not be longer than 512 characters")
+		return req, badRequest("M_INVALID_PARAM", "device_id may not be longer than 512 characters")
 	}
 	if !validDeviceID(req.deviceID) {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may only contain printable ASCII characters other than space")
+		return req, badRequest("M_INVALID_PARAM", "device_id may only contain printable ASCII characters other than space")
 	}
 	if req.displayName, _, err = body.str("initial_device_display_name"); err != nil {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
 	}
 	if strings.ContainsRune(req.displayName, 0) {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "initial_device_display_name may not contain NUL")
+		return req, badRequest("M_INVALID_PARAM", "initial_device_display_name may not contain NUL")
 	}
 	if utf8.RuneCountInString(req.displayName) > maxDisplayNameLen {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "initial_device_display_name may not be longer than 256 characters")
+		return req, badRequest("M_INVALID_PARAM", "initial_device_display_name may not be longer than 256 characters")
 	}
 
 	req.who, err = parseIdentity(body)
@@ -294,7 +286,7 @@ func validDeviceID(id string) bool {
 }
 
 func parseIdentity(body jsonObject) (loginIdentity, error) {
-	invalid := errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Invalid login submission")
+	invalid := badRequest("M_INVALID_PARAM", "Invalid login submission")
 
 	medium, hasMedium, err1 := body.str("medium")
 	address, hasAddress, err2 := body.str("address")
@@ -316,24 +308,24 @@ func parseIdentity(body jsonObject) (loginIdentity, error) {
 		return loginIdentity{}, invalid
 	}
 	if !id.present("type") {
-		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_MISSING_PARAM", "Missing parameter: identifier.type")
+		return loginIdentity{}, badRequest("M_MISSING_PARAM", "Missing parameter: identifier.type")
 	}
 	idType, _, err := id.str("type")
 	if err != nil {
-		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: identifier.type")
+		return loginIdentity{}, badRequest("M_INVALID_PARAM", "Bad parameter: identifier.type")
 	}
 	switch idType {
 	case "m.id.user":
 		user, ok, err := id.str("user")
 		if err != nil || !ok {
-			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "User identifier is missing 'user' key")
+			return loginIdentity{}, badRequest("M_UNKNOWN", "User identifier is missing 'user' key")
 		}
 		return loginIdentity{user: user}, nil
 	case "m.id.thirdparty":
 		medium, ok1, err1 := id.str("medium")
 		address, ok2, err2 := id.str("address")
 		if err1 != nil || err2 != nil || !ok1 || !ok2 {
-			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Invalid thirdparty identifier")
+			return loginIdentity{}, badRequest("M_UNKNOWN", "Invalid thirdparty identifier")
 		}
 		return loginIdentity{medium: store.Medium(medium), address: address}, nil
 	case "m.id.phone":
@@ -344,20 +336,20 @@ func parseIdentity(body jsonObject) (loginIdentity, error) {
 			phone, ok2, err2 = id.str("number")
 		}
 		if err1 != nil || err2 != nil || !ok1 || !ok2 {
-			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Invalid phone-type identifier")
+			return loginIdentity{}, badRequest("M_UNKNOWN", "Invalid phone-type identifier")
 		}
 		return loginIdentity{medium: store.MediumMSISDN, address: country + " " + phone}, nil
 	default:
-		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Unknown login identifier type")
+		return loginIdentity{}, badRequest("M_UNKNOWN", "Unknown login identifier type")
 	}
 }
 
-// authenticate checks the password of the user a login resolved to. An
+// checkPassword checks the password of the user a login resolved to. An
 // unknown user costs the same bcrypt work as a wrong password and gets the
 // same answer, so that neither status, body nor timing tells them apart. A
 // deactivated account is revealed only to someone who knows its password.
 // The caller holds a hashing slot.
-func (a *api) authenticate(r *http.Request, req loginRequest, u store.User, found bool) (store.User, error) {
+func (a *api) checkPassword(r *http.Request, req loginRequest, u store.User, found bool) (store.User, error) {
 	start := time.Now()
 	defer func() { a.Observer.HashDuration(time.Since(start)) }()
 	if !found {

@@ -16,18 +16,12 @@ type refreshResponse struct {
 	ExpiresInMS  int64  `json:"expires_in_ms,omitempty"`
 }
 
-var (
-	errUnknownRefresh  = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unknown refresh token", SoftLogout: &softLogoutFalse}
-	errExpiredRefresh  = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Refresh token has expired", SoftLogout: &softLogoutTrue}
-	errForbiddenLegacy = &Error{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid refresh token"}
-)
-
 // handleRefresh handles POST /refresh (spec v1.3+): it exchanges a refresh token
 // for a new pair. The old token stays valid until the new pair is first
 // used, so that a client that lost the response can retry; a replay after
 // that revokes the whole session.
 func (a *api) handleRefresh(w http.ResponseWriter, r *http.Request) {
-	p, err := a.refresh(w, r, false)
+	p, err := a.exchangeRefreshToken(w, r, false)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, token.ErrMalformed), errors.Is(err, store.ErrTokenReplayed):
 		a.writeError(w, r, errUnknownRefresh)
@@ -36,7 +30,7 @@ func (a *api) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.writeError(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, refreshResponse{AccessToken: p.access, RefreshToken: p.refresh, ExpiresInMS: p.expiresInMS()})
+		writeJSON(w, http.StatusOK, refreshResponse{AccessToken: p.accessToken, RefreshToken: p.refreshToken, ExpiresInMS: p.expiresInMS()})
 	}
 }
 
@@ -49,8 +43,8 @@ type tokenRefreshResponse struct {
 // refresh token and the access token issued with it are invalidated at
 // once, and any failure is 403 M_FORBIDDEN.
 func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
-	p, err := a.refresh(w, r, true)
-	var e *Error
+	p, err := a.exchangeRefreshToken(w, r, true)
+	var e *matrixError
 	switch {
 	case errors.As(err, &e):
 		a.writeError(w, r, e)
@@ -60,24 +54,24 @@ func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.writeError(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, tokenRefreshResponse{AccessToken: p.access, RefreshToken: p.refresh})
+		writeJSON(w, http.StatusOK, tokenRefreshResponse{AccessToken: p.accessToken, RefreshToken: p.refreshToken})
 	}
 }
 
-// refresh reads {"refresh_token": "..."} and exchanges it. Malformed bodies
-// are Matrix errors (*Error); token failures are the store's sentinels or
+// exchangeRefreshToken reads {"refresh_token": "..."} and exchanges it. Malformed bodies
+// are Matrix errors (*matrixError); token failures are the store's sentinels or
 // token.ErrMalformed, for the caller to phrase.
-func (a *api) refresh(w http.ResponseWriter, r *http.Request, immediate bool) (tokenPair, error) {
+func (a *api) exchangeRefreshToken(w http.ResponseWriter, r *http.Request, immediate bool) (tokenPair, error) {
 	body, err := readJSONObject(w, r, false)
 	if err != nil {
 		return tokenPair{}, err
 	}
 	if !body.present("refresh_token") {
-		return tokenPair{}, errBadParam(http.StatusBadRequest, "M_MISSING_PARAM", "Missing parameter: refresh_token")
+		return tokenPair{}, badRequest("M_MISSING_PARAM", "Missing parameter: refresh_token")
 	}
 	old, _, err := body.str("refresh_token")
 	if err != nil {
-		return tokenPair{}, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: refresh_token")
+		return tokenPair{}, badRequest("M_INVALID_PARAM", "Bad parameter: refresh_token")
 	}
 	if err := token.Check(token.Refresh, old); err != nil {
 		return tokenPair{}, err

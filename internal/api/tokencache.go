@@ -310,13 +310,13 @@ func (c *TokenCache) len() int {
 // when it is a live, confirmed token of an active user.
 func (a *api) findSession(ctx context.Context, h store.TokenHash) (store.Session, error) {
 	now := a.Now()
-	if s, ok := a.tokens.lookup(h, now); ok {
+	if s, ok := a.cache.lookup(h, now); ok {
 		return s, nil
 	}
-	gen := a.tokens.generation()
+	gen := a.cache.generation()
 	s, err := a.Store.FindSessionByAccessToken(ctx, h)
 	if err == nil && !s.User.Deactivated() && !s.AccessToken.Pending && !s.AccessToken.Expired(now) {
-		a.tokens.add(h, s, gen, now)
+		a.cache.add(h, s, gen, now)
 	}
 	return s, err
 }
@@ -333,6 +333,6 @@ func (a *api) findSession(ctx context.Context, h store.TokenHash) (store.Session
 // included, can empty the cache.
 func (a *api) forgetRefreshed(s store.Session, err error) {
 	if err == nil || errors.Is(err, store.ErrTokenReplayed) {
-		a.tokens.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
+		a.cache.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
 	}
 }
