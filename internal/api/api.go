@@ -18,6 +18,7 @@ import (
 	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/tokencache"
 )
 
 // Store is the part of the store the API uses.
@@ -79,20 +80,14 @@ type Deps struct {
 	// (DefaultHashQueueTimeout when zero) for a slot is answered 429.
 	HashConcurrency  int
 	HashQueueTimeout time.Duration
-	// TokenCacheTTL, when positive, turns the token cache on: a validated
-	// access token is believed for this long without asking the store
-	// (see TokenCache). Revocations made through this handler take effect
-	// at once; those made elsewhere (the CLI, another replica) within it,
-	// or at once when their notices reach TokenCache.Revoked.
-	TokenCacheTTL time.Duration
-	// TokenCacheSize bounds the cached tokens (DefaultTokenCacheSize when
-	// zero).
-	TokenCacheSize int
-	// TokenCache, when set, is the token cache: New uses it instead of
-	// making one from TokenCacheTTL and TokenCacheSize. cmd/authd shares it
-	// with the revocation listener, which feeds it the revocations other
-	// processes make.
-	TokenCache *TokenCache
+	// TokenCache, when set, is believed for a validated access token
+	// instead of asking the store; nil asks the store every time.
+	// Revocations made through this handler drop their tokens from it at
+	// once. Those made elsewhere (the CLI, another replica) drop them when
+	// their notices reach TokenCache.Revoked (cmd/authd feeds it from the
+	// revocation listener), or at the latest when the entries' lifetime
+	// runs out.
+	TokenCache *tokencache.Cache
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
@@ -143,7 +138,7 @@ type api struct {
 	log       *slog.Logger
 	logSample *logSampler
 	gate      *hashGate
-	cache     *TokenCache // nil when off
+	cache     *tokencache.Cache // nil when off
 	// root is the router New returns: a 405 asks it which methods a path
 	// takes, since a subrouter sees only the rest of the path.
 	root chi.Router
@@ -173,9 +168,6 @@ func New(d Deps) http.Handler {
 	}
 	a.gate = newHashGate(a.HashConcurrency, a.HashQueueTimeout)
 	a.cache = a.TokenCache
-	if a.cache == nil {
-		a.cache = NewTokenCache(a.TokenCacheTTL, a.TokenCacheSize)
-	}
 	if a.StoreTimeout > 0 {
 		a.Store = boundedStore{s: a.Store, timeout: a.StoreTimeout}
 	}

@@ -204,7 +204,7 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 	err := a.Store.CreateSession(r.Context(), sess)
 	if req.deviceID != "" {
 		// An existing device's earlier tokens were just revoked.
-		a.cache.dropDevice(u.ID, deviceID)
+		a.cache.DropDevice(u.ID, deviceID)
 	}
 	if err != nil {
 		return loginResponse{}, err

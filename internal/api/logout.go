@@ -17,7 +17,7 @@ type emptyResponse struct{}
 func (a *api) handleLogout(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
 	err := a.Store.DeleteDevice(r.Context(), s.AccessToken.UserID, s.AccessToken.DeviceID)
-	a.cache.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
+	a.cache.DropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
 	// A concurrent logout of the same device got there first: the token is
 	// revoked either way.
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -32,7 +32,7 @@ func (a *api) handleLogout(w http.ResponseWriter, r *http.Request) {
 func (a *api) handleLogoutAll(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
 	_, err := a.Store.DeleteAllDevices(r.Context(), s.AccessToken.UserID)
-	a.cache.dropUser(s.AccessToken.UserID)
+	a.cache.DropUser(s.AccessToken.UserID)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

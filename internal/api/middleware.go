@@ -182,7 +182,7 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 			// An address over its budget of unknown tokens is refused
 			// before the database is asked, whatever token it sends now:
 			// only one the cache already holds gets through.
-			if _, cached := a.cache.lookup(h, a.Now()); !cached {
+			if _, cached := a.cache.Lookup(h, a.Now()); !cached {
 				if err := a.peekTokenFailures(r); err != nil {
 					a.writeError(w, r, err)
 					return
@@ -221,7 +221,7 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 			if s.AccessToken.Pending {
 				err := a.Store.ConfirmAccessToken(r.Context(), s.AccessToken.Hash, a.Now().UTC())
 				// The confirmation deleted the device's other tokens.
-				a.cache.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
+				a.cache.DropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
 				if errors.Is(err, store.ErrNotFound) {
 					a.writeError(w, r, errUnknownToken)
 					return
