@@ -21,11 +21,28 @@ import (
 	"github.com/authd/authd/internal/tokencache"
 )
 
-// Store is the part of the store the API uses.
+// Store is the part of the store the API calls, and no more, so that a
+// wrapper (boundedStore) or a test's fake has only these to provide. Each
+// method keeps the contract store.UserStore or store.SessionStore
+// documents.
 type Store interface {
-	store.UserStore
-	store.SessionStore
+	FindUserByLogin(ctx context.Context, id string) (store.User, error)
+	FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error)
+	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error
+	FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error
+
+	CreateSession(ctx context.Context, s store.NewSession) error
+	RefreshSession(ctx context.Context, r store.Refresh) (store.Session, error)
+	ConfirmAccessToken(ctx context.Context, h store.TokenHash, now time.Time) error
+	FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error)
+	FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error)
+	DeleteDevice(ctx context.Context, userID, deviceID string) error
+	DeleteAllDevices(ctx context.Context, userID string) (int, error)
 }
+
+// Every store satisfies Store.
+var _ Store = store.Store(nil)
 
 // Deps is everything the API needs. Store, Hasher and ServerName are
 // required; the rest have defaults.
