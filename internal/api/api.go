@@ -94,7 +94,7 @@ type Deps struct {
 	TrustedProxies []netip.Prefix
 	// HashConcurrency bounds the password checks that run at once
 	// (GOMAXPROCS when zero); a login that waits HashQueueTimeout
-	// (DefaultHashQueueTimeout when zero) for a slot is answered 429.
+	// (defaultHashQueueTimeout when zero) for a slot is answered 429.
 	HashConcurrency  int
 	HashQueueTimeout time.Duration
 	// TokenCache, when set, is believed for a validated access token
@@ -129,9 +129,9 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// DefaultAccessTTL is the lifetime of refreshable access tokens when the
+// defaultAccessTTL is the lifetime of refreshable access tokens when the
 // policy names none.
-const DefaultAccessTTL = 5 * time.Minute
+const defaultAccessTTL = 5 * time.Minute
 
 // TokenPolicy sets the lifetimes of the tokens login and refresh issue.
 // A zero duration means the token does not expire.
@@ -175,13 +175,13 @@ func New(d Deps) http.Handler {
 		a.Observer = nopObserver{}
 	}
 	if a.Tokens.AccessTTL <= 0 {
-		a.Tokens.AccessTTL = DefaultAccessTTL
+		a.Tokens.AccessTTL = defaultAccessTTL
 	}
 	if a.HashConcurrency <= 0 {
 		a.HashConcurrency = runtime.GOMAXPROCS(0)
 	}
 	if a.HashQueueTimeout <= 0 {
-		a.HashQueueTimeout = DefaultHashQueueTimeout
+		a.HashQueueTimeout = defaultHashQueueTimeout
 	}
 	a.gate = newHashGate(a.HashConcurrency, a.HashQueueTimeout)
 	a.cache = a.TokenCache

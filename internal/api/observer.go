@@ -35,13 +35,18 @@ const (
 	outcomeError       = "error"
 )
 
-// LoginOutcomes are the outcomes LoginAttempt reports, and RateLimitRules
-// the rules RateLimited reports: an Observer may start every one at zero.
-var (
-	LoginOutcomes = []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeBadRequest,
+// LoginOutcomes returns the outcomes LoginAttempt reports, so that an
+// Observer may start each one at zero.
+func LoginOutcomes() []string {
+	return []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeBadRequest,
 		outcomeRateLimited, outcomeHashBusy, outcomeError}
-	RateLimitRules = []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures}
-)
+}
+
+// RateLimitRules returns the rules RateLimited reports, so that an
+// Observer may start each one at zero.
+func RateLimitRules() []string {
+	return []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures}
+}
 
 type nopObserver struct{}
 
