@@ -223,7 +223,7 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 	return resp, nil
 }
 
-// parseLogin validates a login body with Synapse's errcodes (research L-7)
+// parseLogin validates a login body with Synapse's errcodes
 // and resolves the deprecated top-level fields with Synapse's precedence:
 // "medium" + "address" over "user" over "identifier".
 func parseLogin(body jsonObject) (loginRequest, error) {
