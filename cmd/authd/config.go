@@ -306,7 +306,7 @@ var settings = []setting{
 		help: "issue refresh tokens to logins that ask for them (on|off)",
 		doc:  "issue a refresh token to a login that sends `\"refresh_token\": true`; `off` gives such a login a non-refreshable token",
 		parse: func(v string, c *config) (err error) {
-			c.Tokens.Refresh, err = parseOnOff(v)
+			c.Tokens.IssueRefresh, err = parseOnOff(v)
 			return err
 		},
 	},

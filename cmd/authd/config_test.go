@@ -53,7 +53,7 @@ func TestConfig_TokenLifetimes(t *testing.T) {
 				wantErr(t, err, tt.want)
 				return
 			}
-			if err != nil || c.Tokens.AccessTTL != tt.wantTTL || !c.Tokens.Refresh || c.Tokens.RefreshTTL != 0 || c.Tokens.NonRefreshableTTL != 0 {
+			if err != nil || c.Tokens.AccessTTL != tt.wantTTL || !c.Tokens.IssueRefresh || c.Tokens.RefreshTTL != 0 || c.Tokens.NonRefreshableTTL != 0 {
 				t.Fatalf("config = %+v, %v", c.Tokens, err)
 			}
 		})
@@ -328,7 +328,6 @@ func lineDiff(got, want string) string {
 	}
 	return b.String()
 }
-
 
 var authdName = regexp.MustCompile(`AUTHD_[A-Z0-9_]*[A-Z0-9]`)
 

@@ -11,9 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/authd/authd/internal/api"
 	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/tokencache"
 )
 
 // What several replicas share: rate-limit state (in Redis, with AUTHD_RATELIMIT_BACKEND=redis)
@@ -121,7 +121,7 @@ func newLimiter(r ratelimit.Rule) ratelimit.Limiter {
 // database broadcasts. While the feed is down the cache is suspended: every
 // token is checked against the database, as without a cache.
 type revocationFeed struct {
-	cache      *api.TokenCache
+	cache      *tokencache.Cache
 	log        *slog.Logger
 	subscribed atomic.Bool
 	received   atomic.Uint64

@@ -18,6 +18,7 @@ import (
 	"github.com/authd/authd/internal/metrics"
 	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/tokencache"
 )
 
 // shutdownTimeout bounds how long in-flight requests may take to finish
@@ -57,7 +58,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 	// The token cache is shared with the revocation feed, which suspends
 	// it until the database's broadcast of revocations is received.
-	cache := api.NewTokenCache(cfg.TokenCacheTTL, 0)
+	cache := tokencache.New(cfg.TokenCacheTTL, 0)
 	feed := &revocationFeed{cache: cache, log: log}
 	var hasFeed atomic.Bool
 	mopts := metrics.Options{Sessions: &db, Logger: log}
@@ -80,7 +81,6 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		Logger:        log,
 		Observer:      m,
 		StoreTimeout:  cfg.DBTimeout,
-		TokenCacheTTL: cfg.TokenCacheTTL,
 		TokenCache:    cache,
 		Checks: func() map[string]string {
 			c := map[string]string{"ratelimit": limits.status(cfg.RateLimit)}

@@ -18,13 +18,31 @@ import (
 	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/tokencache"
 )
 
-// Store is the part of the store the API uses.
+// Store is the part of the store the API calls, and no more, so that a
+// wrapper (boundedStore) or a test's fake has only these to provide. Each
+// method keeps the contract store.UserStore or store.SessionStore
+// documents.
 type Store interface {
-	store.UserStore
-	store.SessionStore
+	FindUserByLogin(ctx context.Context, id string) (store.User, error)
+	FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error)
+	UpdatePasswordHash(ctx context.Context, userID, hash string) error
+	RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error
+	FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error
+
+	CreateSession(ctx context.Context, s store.NewSession) error
+	RefreshSession(ctx context.Context, r store.Exchange) (store.Session, error)
+	ConfirmAccessToken(ctx context.Context, h store.TokenHash, now time.Time) error
+	FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error)
+	FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error)
+	DeleteDevice(ctx context.Context, userID, deviceID string) error
+	DeleteAllDevices(ctx context.Context, userID string) (int, error)
 }
+
+// Every store satisfies Store.
+var _ Store = store.Store(nil)
 
 // Deps is everything the API needs. Store, Hasher and ServerName are
 // required; the rest have defaults.
@@ -76,23 +94,17 @@ type Deps struct {
 	TrustedProxies []netip.Prefix
 	// HashConcurrency bounds the password checks that run at once
 	// (GOMAXPROCS when zero); a login that waits HashQueueTimeout
-	// (DefaultHashQueueTimeout when zero) for a slot is answered 429.
+	// (defaultHashQueueTimeout when zero) for a slot is answered 429.
 	HashConcurrency  int
 	HashQueueTimeout time.Duration
-	// TokenCacheTTL, when positive, turns the token cache on: a validated
-	// access token is believed for this long without asking the store
-	// (see TokenCache). Revocations made through this handler take effect
-	// at once; those made elsewhere (the CLI, another replica) within it,
-	// or at once when their notices reach TokenCache.Revoked.
-	TokenCacheTTL time.Duration
-	// TokenCacheSize bounds the cached tokens (DefaultTokenCacheSize when
-	// zero).
-	TokenCacheSize int
-	// TokenCache, when set, is the token cache: New uses it instead of
-	// making one from TokenCacheTTL and TokenCacheSize. cmd/authd shares it
-	// with the revocation listener, which feeds it the revocations other
-	// processes make.
-	TokenCache *TokenCache
+	// TokenCache, when set, is believed for a validated access token
+	// instead of asking the store; nil asks the store every time.
+	// Revocations made through this handler drop their tokens from it at
+	// once. Those made elsewhere (the CLI, another replica) drop them when
+	// their notices reach TokenCache.Revoked (cmd/authd feeds it from the
+	// revocation listener), or at the latest when the entries' lifetime
+	// runs out.
+	TokenCache *tokencache.Cache
 	// Ready reports whether the service can take traffic (database
 	// reachable, schema current); nil means always ready.
 	Ready func(ctx context.Context) error
@@ -117,19 +129,19 @@ type Deps struct {
 	Now func() time.Time
 }
 
-// DefaultAccessTTL is the lifetime of refreshable access tokens when the
+// defaultAccessTTL is the lifetime of refreshable access tokens when the
 // policy names none.
-const DefaultAccessTTL = 5 * time.Minute
+const defaultAccessTTL = 5 * time.Minute
 
 // TokenPolicy sets the lifetimes of the tokens login and refresh issue.
 // A zero duration means the token does not expire.
 type TokenPolicy struct {
-	// Refresh issues a refresh token to a login that asks for one
+	// IssueRefresh issues a refresh token to a login that asks for one
 	// ("refresh_token": true); otherwise such a login gets a
 	// non-refreshable token.
-	Refresh bool
+	IssueRefresh bool
 	// AccessTTL is the lifetime of access tokens issued with a refresh
-	// token. It must be positive when Refresh is on.
+	// token. It must be positive when IssueRefresh is on.
 	AccessTTL time.Duration
 	// RefreshTTL is the lifetime of refresh tokens.
 	RefreshTTL time.Duration
@@ -143,7 +155,7 @@ type api struct {
 	log       *slog.Logger
 	logSample *logSampler
 	gate      *hashGate
-	tokens    *TokenCache // nil when off
+	cache     *tokencache.Cache // nil when off
 	// root is the router New returns: a 405 asks it which methods a path
 	// takes, since a subrouter sees only the rest of the path.
 	root chi.Router
@@ -163,19 +175,16 @@ func New(d Deps) http.Handler {
 		a.Observer = nopObserver{}
 	}
 	if a.Tokens.AccessTTL <= 0 {
-		a.Tokens.AccessTTL = DefaultAccessTTL
+		a.Tokens.AccessTTL = defaultAccessTTL
 	}
 	if a.HashConcurrency <= 0 {
 		a.HashConcurrency = runtime.GOMAXPROCS(0)
 	}
 	if a.HashQueueTimeout <= 0 {
-		a.HashQueueTimeout = DefaultHashQueueTimeout
+		a.HashQueueTimeout = defaultHashQueueTimeout
 	}
 	a.gate = newHashGate(a.HashConcurrency, a.HashQueueTimeout)
-	a.tokens = a.TokenCache
-	if a.tokens == nil {
-		a.tokens = NewTokenCache(a.TokenCacheTTL, a.TokenCacheSize)
-	}
+	a.cache = a.TokenCache
 	if a.StoreTimeout > 0 {
 		a.Store = boundedStore{s: a.Store, timeout: a.StoreTimeout}
 	}
@@ -196,16 +205,21 @@ func New(d Deps) http.Handler {
 	// method, so every method is answered alike.
 	r.With(a.requireAuthFrom(forwardedAccessToken, false)).HandleFunc("/_authd/verify", a.handleVerify)
 
+	// Per-IP limits run before the body is read. A login refused here is
+	// still counted as a login attempt.
+	limitLogins := a.limitByIP(a.LoginIPLimiter, ruleIP, a.observeLogin)
+	limitRefreshes := a.limitByIP(a.RefreshIPLimiter, ruleRefreshIP, nil)
+
 	// r0 and v3 are one API (spec v1.1 re-versioned r0 to v3); old bots
 	// still use r0.
 	for _, prefix := range []string{"/_matrix/client/r0", "/_matrix/client/v3"} {
 		r.Route(prefix, func(r chi.Router) {
 			r.Get("/login", a.handleLoginFlows)
-			r.Post("/login", a.handleLogin)
+			r.With(limitLogins).Post("/login", a.handleLogin)
 			// Refresh is authenticated by the refresh token alone: any
 			// Authorization header (matrix-js-sdk sends the stale access
 			// token) is ignored.
-			r.Post("/refresh", a.handleRefresh)
+			r.With(limitRefreshes).Post("/refresh", a.handleRefresh)
 			r.Group(func(r chi.Router) {
 				// Logout must work with an expired token, so that a
 				// soft-logged-out client can still clean up its device.
@@ -221,9 +235,9 @@ func New(d Deps) http.Handler {
 	}
 	// Synapse before 1.72 served /refresh under v1 only, and matrix-js-sdk
 	// falls back to it on M_UNRECOGNIZED.
-	r.Post("/_matrix/client/v1/refresh", a.handleRefresh)
+	r.With(limitRefreshes).Post("/_matrix/client/v1/refresh", a.handleRefresh)
 	// The r0.2.0 seed's exchange, which predates the v3 API.
-	r.Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)
+	r.With(limitRefreshes).Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)
 	return r
 }
 
@@ -270,6 +284,7 @@ func (a *api) newRouter() chi.Router {
 	return r
 }
 
+// handleNotFound answers a path no route takes: 404 M_UNRECOGNIZED.
 func (a *api) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	a.writeError(w, r, errUnrecognized)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/store/postgres"
 	"github.com/authd/authd/internal/store/sqlite"
+	"github.com/authd/authd/internal/tokencache"
 )
 
 const serverName = "example.org"
@@ -85,7 +86,7 @@ func newHarness(t *testing.T, st testStore, mutate ...func(*api.Deps)) *harness 
 	c := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	// The token cache is on, as in production: every revocation test
 	// runs against it (tokencache_test.go has the rest).
-	d := api.Deps{Store: st, Hasher: hasher, ServerName: serverName, Now: c.now, TokenCacheTTL: testTokenCacheTTL}
+	d := api.Deps{Store: st, Hasher: hasher, ServerName: serverName, Now: c.now, TokenCache: tokencache.New(testTokenCacheTTL, 0)}
 	for _, m := range mutate {
 		m(&d)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/store/sqlite"
 	"github.com/authd/authd/internal/token"
+	"github.com/authd/authd/internal/tokencache"
 )
 
 // benchWriter is a ResponseWriter that keeps nothing, so that a benchmark
@@ -62,7 +63,7 @@ func benchHandler(b *testing.B, cacheTTL time.Duration) (http.Handler, string) {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	return api.New(api.Deps{
-		Store: st, Hasher: hasher, ServerName: serverName, TokenCacheTTL: cacheTTL,
+		Store: st, Hasher: hasher, ServerName: serverName, TokenCache: tokencache.New(cacheTTL, 0),
 		Logger: log, Observer: metrics.New(metrics.Options{Logger: log}),
 	}), tok
 }

@@ -7,14 +7,15 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/authd/authd/internal/store"
 )
 
-// Error is a Matrix error response: an HTTP status, an errcode and a
+// matrixError is a Matrix error response: an HTTP status, an errcode and a
 // human-readable message, plus the extra keys some errcodes carry.
-type Error struct {
+type matrixError struct {
 	Status  int
 	Errcode string
 	Message string
@@ -23,40 +24,54 @@ type Error struct {
 	// RetryAfter, when positive, is sent as "retry_after_ms" and as a
 	// Retry-After header in whole seconds (M_LIMIT_EXCEEDED).
 	RetryAfter time.Duration
+	// outcome is how a login that ends in this error is counted (see
+	// loginOutcome); empty for an error that is only a bad request.
+	outcome string
 }
 
-func (e *Error) Error() string { return e.Errcode + ": " + e.Message }
+func (e *matrixError) Error() string { return e.Errcode + ": " + e.Message }
 
 var (
 	softLogoutTrue  = true
 	softLogoutFalse = false
 )
 
-// The error table: every Matrix error authd sends is built here.
+// The error table: every fixed Matrix error authd sends. Errors whose
+// message names the client's input are built by badRequest, and 429s by
+// errLimitExceeded; anything else becomes errInternal or errUnavailable in
+// writeError.
 var (
-	errNotJSON         = &Error{Status: http.StatusBadRequest, Errcode: "M_NOT_JSON", Message: "Content not JSON."}
-	errNotObject       = &Error{Status: http.StatusBadRequest, Errcode: "M_BAD_JSON", Message: "Content must be a JSON object."}
-	errTooLarge        = &Error{Status: http.StatusRequestEntityTooLarge, Errcode: "M_TOO_LARGE", Message: "Request body too large."}
-	errUnrecognized    = &Error{Status: http.StatusNotFound, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
-	errMethod          = &Error{Status: http.StatusMethodNotAllowed, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
-	errForbidden       = &Error{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid username or password"}
-	errDeactivated     = &Error{Status: http.StatusForbidden, Errcode: "M_USER_DEACTIVATED", Message: "This account has been deactivated"}
-	errMissingToken    = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Missing access token."}
-	errMixedToken      = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Mixing Authorization headers and access_token query parameters."}
-	errEncodedTokenKey = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "The access_token query parameter's name must not be percent-encoded."}
-	errBadAuthz        = &Error{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Invalid Authorization header."}
-	errUnknownToken    = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unrecognised access token.", SoftLogout: &softLogoutFalse}
-	errExpiredToken    = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Access token has expired", SoftLogout: &softLogoutTrue}
-	errInternal        = &Error{Status: http.StatusInternalServerError, Errcode: "M_UNKNOWN", Message: "Internal server error"}
-	errUnavailable     = &Error{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "Service temporarily unavailable"}
+	errNotJSON         = &matrixError{Status: http.StatusBadRequest, Errcode: "M_NOT_JSON", Message: "Content not JSON."}
+	errNotObject       = &matrixError{Status: http.StatusBadRequest, Errcode: "M_BAD_JSON", Message: "Content must be a JSON object."}
+	errTooLarge        = &matrixError{Status: http.StatusRequestEntityTooLarge, Errcode: "M_TOO_LARGE", Message: "Request body too large."}
+	errUnrecognized    = &matrixError{Status: http.StatusNotFound, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
+	errMethod          = &matrixError{Status: http.StatusMethodNotAllowed, Errcode: "M_UNRECOGNIZED", Message: "Unrecognized request"}
+	errForbidden       = &matrixError{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid username or password", outcome: outcomeForbidden}
+	errDeactivated     = &matrixError{Status: http.StatusForbidden, Errcode: "M_USER_DEACTIVATED", Message: "This account has been deactivated", outcome: outcomeDeactivated}
+	errMissingToken    = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Missing access token."}
+	errMixedToken      = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Mixing Authorization headers and access_token query parameters."}
+	errEncodedTokenKey = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "The access_token query parameter's name must not be percent-encoded."}
+	errBadAuthz        = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_MISSING_TOKEN", Message: "Invalid Authorization header."}
+	errUnknownToken    = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unrecognised access token.", SoftLogout: &softLogoutFalse}
+	errExpiredToken    = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Access token has expired", SoftLogout: &softLogoutTrue}
+	errInternal        = &matrixError{Status: http.StatusInternalServerError, Errcode: "M_UNKNOWN", Message: "Internal server error"}
+	errUnavailable     = &matrixError{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "Service temporarily unavailable"}
+	errUnknownRefresh  = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unknown refresh token", SoftLogout: &softLogoutFalse}
+	errExpiredRefresh  = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Refresh token has expired", SoftLogout: &softLogoutTrue}
+	errForbiddenLegacy = &matrixError{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid refresh token"}
+	// errHashBusy sheds a login that found no hashing slot in time.
+	errHashBusy = &matrixError{Status: http.StatusTooManyRequests, Errcode: "M_LIMIT_EXCEEDED", Message: "Too Many Requests", RetryAfter: time.Second, outcome: outcomeHashBusy}
 )
 
-func errBadParam(status int, errcode, message string) *Error {
-	return &Error{Status: status, Errcode: errcode, Message: message}
+// badRequest is a 400 with errcode and a message of the caller's making.
+func badRequest(errcode, message string) *matrixError {
+	return &matrixError{Status: http.StatusBadRequest, Errcode: errcode, Message: message}
 }
 
-func errLimitExceeded(retryAfter time.Duration) *Error {
-	return &Error{Status: http.StatusTooManyRequests, Errcode: "M_LIMIT_EXCEEDED", Message: "Too Many Requests", RetryAfter: retryAfter}
+// errLimitExceeded is the 429 of a rate limit that frees up after
+// retryAfter.
+func errLimitExceeded(retryAfter time.Duration) *matrixError {
+	return &matrixError{Status: http.StatusTooManyRequests, Errcode: "M_LIMIT_EXCEEDED", Message: "Too Many Requests", RetryAfter: retryAfter, outcome: outcomeRateLimited}
 }
 
 type errorBody struct {
@@ -66,7 +81,7 @@ type errorBody struct {
 	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 }
 
-// writeError sends err as a Matrix error. A *Error goes out as it is; a
+// writeError sends err as a Matrix error. A *matrixError goes out as it is; a
 // cancelled request, a timeout or an unavailable database is 503, anything
 // else 500, each logged with its detail and answered with a fixed message
 // that reveals none of it. A response is always written: a handler that
@@ -75,7 +90,7 @@ type errorBody struct {
 // connection, so that a client that half-closed its side, and every
 // middleware that records the status, still sees a refusal.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
+	var e *matrixError
 	switch {
 	case errors.As(err, &e):
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
@@ -101,4 +116,12 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(e.RetryAfter.Seconds())), 10))
 	}
 	writeJSON(w, e.Status, body)
+}
+
+// quote makes client input safe to echo in an error message.
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.ToValidUTF8(s, "�")
 }

@@ -33,7 +33,7 @@ func FuzzLoginDecoder(f *testing.F) {
 		if err == nil {
 			return
 		}
-		var e *Error
+		var e *matrixError
 		if !errors.As(err, &e) || e.Status < 400 || e.Status >= 500 || e.Errcode == "" || e.Message == "" {
 			t.Fatalf("body %q: error %v is not a Matrix 4xx", body, err)
 		}

@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// DefaultHashQueueTimeout is how long a login waits for a hashing slot
+// defaultHashQueueTimeout is how long a login waits for a hashing slot
 // when Deps names no timeout.
-const DefaultHashQueueTimeout = time.Second
+const defaultHashQueueTimeout = time.Second
 
 // hashGate bounds the password checks that run at once. bcrypt is the one
 // expensive thing authd does; with a bound, a login flood queues briefly

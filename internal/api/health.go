@@ -17,12 +17,12 @@ type healthResponse struct {
 	Checks map[string]string `json:"checks,omitempty"`
 }
 
-// handleHealthz says the process is up; it touches nothing else.
+// handleHealthz handles GET /healthz: it says the process is up; it touches nothing else.
 func (a *api) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
 }
 
-// handleReadyz says whether authd can serve: the database answers and its
+// handleReadyz handles GET /readyz: it says whether authd can serve: the database answers and its
 // schema is current. Its checks say how: whether rate limits are shared or
 // local, whether revocations by other processes arrive.
 func (a *api) handleReadyz(w http.ResponseWriter, r *http.Request) {

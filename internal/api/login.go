@@ -1,10 +1,7 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/store"
 )
 
@@ -37,6 +33,7 @@ type loginFlowsResponse struct {
 	Flows []loginFlow `json:"flows"`
 }
 
+// handleLoginFlows handles GET /login: the password flow is the only one.
 func (a *api) handleLoginFlows(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, loginFlowsResponse{Flows: []loginFlow{{Type: loginTypePassword}}})
 }
@@ -66,11 +63,11 @@ type baseURL struct {
 
 // loginRequest is a validated POST /login body.
 type loginRequest struct {
-	who         loginIdentity
-	password    string
-	deviceID    string // "" when the client did not choose one
-	displayName string
-	refresh     bool // the client asked for a refresh token
+	who          loginIdentity
+	password     string
+	deviceID     string // "" when the client did not choose one
+	displayName  string
+	wantsRefresh bool // the client asked for a refresh token
 }
 
 // loginIdentity is who a login claims to be: a user ID or localpart, or a
@@ -81,28 +78,11 @@ type loginIdentity struct {
 	address string
 }
 
-// The outcomes of a login, as counted by the Observer.
-const (
-	outcomeSuccess     = "success"
-	outcomeForbidden   = "forbidden"
-	outcomeDeactivated = "deactivated"
-	outcomeBadRequest  = "bad_request"
-	outcomeRateLimited = "rate_limited"
-	outcomeHashBusy    = "hash_busy"
-	outcomeError       = "error"
-)
-
-// The rate-limit rules, as counted by the Observer.
-const (
-	ruleIP             = "ip"
-	ruleAccountFailed  = "account_failed"
-	ruleAccountSuccess = "account_success"
-	ruleRefreshIP      = "refresh_ip"
-)
-
+// handleLogin handles POST /login: it checks a password login and starts a
+// session on a new or client-chosen device.
 func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 	resp, err := a.login(w, r)
-	a.Observer.LoginAttempt(loginOutcome(err))
+	a.observeLogin(err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -110,43 +90,35 @@ func (a *api) handleLogin(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// loginOutcome names the outcome of a login for the Observer.
+// observeLogin counts a login attempt that ended in err (nil: success).
+func (a *api) observeLogin(err error) {
+	a.Observer.LoginAttempt(loginOutcome(err))
+}
+
+// loginOutcome names the outcome of a login for the Observer: the outcome
+// its Matrix error carries, else a bad request for a 4xx and an error for
+// anything else.
 func loginOutcome(err error) string {
-	var e *Error
-	switch {
-	case err == nil:
+	if err == nil {
 		return outcomeSuccess
-	case errors.Is(err, errHashBusy):
-		return outcomeHashBusy
-	case !errors.As(err, &e):
+	}
+	var e *matrixError
+	switch {
+	case !errors.As(err, &e) || e.Status >= 500:
 		return outcomeError
-	case e.Errcode == "M_LIMIT_EXCEEDED":
-		return outcomeRateLimited
-	case e == errDeactivated:
-		return outcomeDeactivated
-	case e == errForbidden:
-		return outcomeForbidden
-	case e.Status >= 500:
-		return outcomeError
+	case e.outcome != "":
+		return e.outcome
 	default:
 		return outcomeBadRequest
 	}
 }
 
-// errHashBusy sheds a login that found no hashing slot in time.
-var errHashBusy = errLimitExceeded(time.Second)
-
-// login runs POST /login. The rate limits come first and before any
-// hashing: per client IP (before even parsing), then failed attempts per
-// identifier (or per known network of the account, see failedLoginKey).
-// Then the password check waits for a hashing slot; only a login whose
-// password was right meets the limit on successful logins per account.
+// login runs POST /login once the per-IP limit (in the route table) let it
+// through. Failed attempts per identifier (or per known network of the
+// account, see failedLoginKey) are limited next, before any hashing. Then
+// the password check waits for a hashing slot; only a login whose password
+// was right meets the limit on successful logins per account.
 func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, error) {
-	ctx := r.Context()
-	network := a.clientIPKey(r)
-	if err := a.limit(r, a.LoginIPLimiter, network, ruleIP); err != nil {
-		return loginResponse{}, err
-	}
 	body, err := readJSONObject(w, r, false)
 	if err != nil {
 		return loginResponse{}, err
@@ -160,25 +132,24 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return loginResponse{}, err
 	}
-
-	failedKey, err := a.failedLoginKey(ctx, req.who, u, found, network)
+	network := a.clientIPKey(r)
+	attempt, err := a.spendFailedLogin(r, req.who, u, found, network)
 	if err != nil {
 		return loginResponse{}, err
 	}
-	if err := a.limit(r, a.LoginFailedLimiter, failedKey, ruleAccountFailed); err != nil {
-		return loginResponse{}, err
+	resp, err := a.loginWithPassword(r, req, u, found, network)
+	// Only a password checked and found wrong keeps the action spent.
+	if !errors.Is(err, errForbidden) {
+		attempt.refund(r.Context())
 	}
-	// From here on the failed-attempt action is spent; it is given back
-	// unless the password is checked and wrong.
-	refund := true
-	defer func() {
-		if refund && a.LoginFailedLimiter != nil {
-			if err := a.LoginFailedLimiter.Undo(ctx, failedKey); err != nil {
-				a.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter undo failed", slog.Any("err", err))
-			}
-		}
-	}()
+	return resp, err
+}
 
+// loginWithPassword checks the password in a hashing slot and, when it is
+// right and the account not over its limit of successful logins, starts
+// the session.
+func (a *api) loginWithPassword(r *http.Request, req loginRequest, u store.User, found bool, network string) (loginResponse, error) {
+	ctx := r.Context()
 	wait, ok := a.gate.acquire(ctx)
 	a.Observer.HashWait(wait)
 	if !ok {
@@ -187,18 +158,15 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 		}
 		return loginResponse{}, errHashBusy
 	}
-	u, err = a.authenticate(r, req, u, found)
+	u, err := a.checkPassword(r, req, u, found)
 	a.gate.release()
-	if errors.Is(err, errForbidden) {
-		refund = false
-	}
 	if err != nil {
 		return loginResponse{}, err
 	}
 	// Limited after the password check, like the deactivated answer: a 429
 	// here tells only someone who knows the password that the account is
 	// busy, so it can link no identifier to another.
-	if err := a.limit(r, a.LoginSuccessLimiter, limitKey(store.FoldUserID(u.ID)), ruleAccountSuccess); err != nil {
+	if err := a.limit(r, a.LoginSuccessLimiter, accountKey(u.ID), ruleAccountSuccess); err != nil {
 		return loginResponse{}, err
 	}
 	resp, err := a.startSession(r, u, req)
@@ -206,98 +174,6 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 		a.rememberNetwork(r, u.ID, network)
 	}
 	return resp, err
-}
-
-// limit consumes one action of key under l, and says 429 when l denies it.
-// A nil l allows everything.
-func (a *api) limit(r *http.Request, l ratelimit.Limiter, key, rule string) error {
-	if l == nil {
-		return nil
-	}
-	d, err := l.Allow(r.Context(), key)
-	if err != nil {
-		return err
-	}
-	return a.refusal(d, rule)
-}
-
-// refusal is the 429 for a limiter's denial under rule, counted; nil when
-// d allows.
-func (a *api) refusal(d ratelimit.Decision, rule string) error {
-	if d.Allowed {
-		return nil
-	}
-	a.Observer.RateLimited(rule)
-	return errLimitExceeded(d.RetryAfter)
-}
-
-// maxLimitKey bounds the length of a rate-limit key. Limiters bound the
-// number of keys they hold, not their size: an identifier can be as long as
-// the 64 KiB body allows, and a spray of such logins from many addresses
-// would otherwise hold gigabytes in the in-process limiter, or in Redis. No
-// valid user ID (255 bytes) or email address is longer.
-const maxLimitKey = 320
-
-// limitKey is key, or its SHA-256 when it is longer than maxLimitKey.
-func limitKey(key string) string {
-	if len(key) > maxLimitKey {
-		sum := sha256.Sum256([]byte(key))
-		return "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return key
-}
-
-// identifierKey is the failed-login key of an identifier as the client
-// named it: the folded user ID a localpart or user ID stands for, or the
-// canonical third-party address. It never depends on whether, or to which
-// account, the identifier resolves: were it the account's, failures spent
-// on an email address would make its owner's user ID answer 429, which
-// tells who owns the address (and that anyone does).
-func (a *api) identifierKey(who loginIdentity) string {
-	if who.medium != "" {
-		addr, err := store.CanonicalAddress(who.medium, who.address)
-		if err != nil {
-			addr = strings.ToLower(who.address)
-		}
-		return limitKey("3pid:" + string(who.medium) + ":" + addr)
-	}
-	return limitKey(store.FoldUserID(a.qualify(who.user)))
-}
-
-// failedLoginKey is the key failed logins are counted under. Normally the
-// identifier's (identifierKey): a guesser gets the failed-login burst per
-// identifier of an account (its user ID and each address), however many
-// addresses it sends from, and every identifier behaves alike whether or
-// not it names an account. But failures from elsewhere must not lock the
-// owner out: a client on a network the account logged in from successfully
-// within KnownNetworkTTL (the IP, or the /64 for IPv6) counts its failures
-// under that account and network instead, a budget nobody outside that
-// network can spend.
-func (a *api) failedLoginKey(ctx context.Context, who loginIdentity, u store.User, found bool, network string) (string, error) {
-	if !found || a.KnownNetworkTTL <= 0 || network == invalidIPKey {
-		return a.identifierKey(who), nil
-	}
-	err := a.Store.FindLoginNetwork(ctx, u.ID, network, a.Now().Add(-a.KnownNetworkTTL).UTC())
-	switch {
-	case err == nil:
-		return limitKey("known:" + network + ":" + store.FoldUserID(u.ID)), nil
-	case errors.Is(err, store.ErrNotFound):
-		return a.identifierKey(who), nil
-	default:
-		return "", err
-	}
-}
-
-// rememberNetwork records that the user logged in from network, which
-// makes it a known network (failedLoginKey). A failure is logged, not
-// fatal: the login succeeded.
-func (a *api) rememberNetwork(r *http.Request, userID, network string) {
-	if a.KnownNetworkTTL <= 0 || network == invalidIPKey {
-		return
-	}
-	if err := a.Store.RecordLoginNetwork(r.Context(), userID, network, a.Now().UTC()); err != nil {
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "recording the login network failed", slog.String("user_id", userID), slog.Any("err", err))
-	}
 }
 
 // startSession creates or reuses the device and stores the new tokens.
@@ -310,7 +186,7 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 		}
 	}
 	now := a.Now().UTC()
-	pair := a.newPair(now, req.refresh && a.Tokens.Refresh)
+	pair := a.newPair(now, req.wantsRefresh && a.Tokens.IssueRefresh)
 	sess := store.NewSession{
 		Device: store.Device{
 			UserID:      u.ID,
@@ -321,22 +197,22 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 		},
 		AccessToken: pair.accessRow(u.ID, deviceID),
 	}
-	if pair.refresh != "" {
+	if pair.refreshToken != "" {
 		rt := pair.refreshRow(u.ID, deviceID)
 		sess.RefreshToken = &rt
 	}
 	err := a.Store.CreateSession(r.Context(), sess)
 	if req.deviceID != "" {
 		// An existing device's earlier tokens were just revoked.
-		a.tokens.dropDevice(u.ID, deviceID)
+		a.cache.DropDevice(u.ID, deviceID)
 	}
 	if err != nil {
 		return loginResponse{}, err
 	}
 	resp := loginResponse{
 		UserID:       u.ID,
-		AccessToken:  pair.access,
-		RefreshToken: pair.refresh,
+		AccessToken:  pair.accessToken,
+		RefreshToken: pair.refreshToken,
 		ExpiresInMS:  pair.expiresInMS(),
 		DeviceID:     deviceID,
 		HomeServer:   a.ServerName,
@@ -353,41 +229,41 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 func parseLogin(body jsonObject) (loginRequest, error) {
 	var req loginRequest
 	if _, ok := body["type"]; !ok {
-		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Missing JSON keys.")
+		return req, badRequest("M_UNKNOWN", "Missing JSON keys.")
 	}
 	typ, _, err := body.str("type")
 	if err != nil || !body.present("type") {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: type")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: type")
 	}
 	if typ != loginTypePassword {
-		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Unknown login type "+quote(typ))
+		return req, badRequest("M_UNKNOWN", "Unknown login type "+quote(typ))
 	}
 	pw, ok, err := body.str("password")
 	if err != nil || !ok {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: password")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: password")
 	}
 	req.password = pw
 
-	if req.refresh, _, err = body.boolean("refresh_token"); err != nil {
-		return req, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "`refresh_token` should be true or false.")
+	if req.wantsRefresh, _, err = body.boolean("refresh_token"); err != nil {
+		return req, badRequest("M_UNKNOWN", "`refresh_token` should be true or false.")
 	}
 	if req.deviceID, _, err = body.str("device_id"); err != nil {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: device_id")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: device_id")
 	}
 	if len(req.deviceID) > maxDeviceIDLen {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may not be longer than 512 characters")
+		return req, badRequest("M_INVALID_PARAM", "device_id may not be longer than 512 characters")
 	}
 	if !validDeviceID(req.deviceID) {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "device_id may only contain printable ASCII characters other than space")
+		return req, badRequest("M_INVALID_PARAM", "device_id may only contain printable ASCII characters other than space")
 	}
 	if req.displayName, _, err = body.str("initial_device_display_name"); err != nil {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
+		return req, badRequest("M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
 	}
 	if strings.ContainsRune(req.displayName, 0) {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "initial_device_display_name may not contain NUL")
+		return req, badRequest("M_INVALID_PARAM", "initial_device_display_name may not contain NUL")
 	}
 	if utf8.RuneCountInString(req.displayName) > maxDisplayNameLen {
-		return req, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "initial_device_display_name may not be longer than 256 characters")
+		return req, badRequest("M_INVALID_PARAM", "initial_device_display_name may not be longer than 256 characters")
 	}
 
 	req.who, err = parseIdentity(body)
@@ -410,7 +286,7 @@ func validDeviceID(id string) bool {
 }
 
 func parseIdentity(body jsonObject) (loginIdentity, error) {
-	invalid := errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Invalid login submission")
+	invalid := badRequest("M_INVALID_PARAM", "Invalid login submission")
 
 	medium, hasMedium, err1 := body.str("medium")
 	address, hasAddress, err2 := body.str("address")
@@ -432,24 +308,24 @@ func parseIdentity(body jsonObject) (loginIdentity, error) {
 		return loginIdentity{}, invalid
 	}
 	if !id.present("type") {
-		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_MISSING_PARAM", "Missing parameter: identifier.type")
+		return loginIdentity{}, badRequest("M_MISSING_PARAM", "Missing parameter: identifier.type")
 	}
 	idType, _, err := id.str("type")
 	if err != nil {
-		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: identifier.type")
+		return loginIdentity{}, badRequest("M_INVALID_PARAM", "Bad parameter: identifier.type")
 	}
 	switch idType {
 	case "m.id.user":
 		user, ok, err := id.str("user")
 		if err != nil || !ok {
-			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "User identifier is missing 'user' key")
+			return loginIdentity{}, badRequest("M_UNKNOWN", "User identifier is missing 'user' key")
 		}
 		return loginIdentity{user: user}, nil
 	case "m.id.thirdparty":
 		medium, ok1, err1 := id.str("medium")
 		address, ok2, err2 := id.str("address")
 		if err1 != nil || err2 != nil || !ok1 || !ok2 {
-			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Invalid thirdparty identifier")
+			return loginIdentity{}, badRequest("M_UNKNOWN", "Invalid thirdparty identifier")
 		}
 		return loginIdentity{medium: store.Medium(medium), address: address}, nil
 	case "m.id.phone":
@@ -460,20 +336,20 @@ func parseIdentity(body jsonObject) (loginIdentity, error) {
 			phone, ok2, err2 = id.str("number")
 		}
 		if err1 != nil || err2 != nil || !ok1 || !ok2 {
-			return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Invalid phone-type identifier")
+			return loginIdentity{}, badRequest("M_UNKNOWN", "Invalid phone-type identifier")
 		}
 		return loginIdentity{medium: store.MediumMSISDN, address: country + " " + phone}, nil
 	default:
-		return loginIdentity{}, errBadParam(http.StatusBadRequest, "M_UNKNOWN", "Unknown login identifier type")
+		return loginIdentity{}, badRequest("M_UNKNOWN", "Unknown login identifier type")
 	}
 }
 
-// authenticate checks the password of the user a login resolved to. An
+// checkPassword checks the password of the user a login resolved to. An
 // unknown user costs the same bcrypt work as a wrong password and gets the
 // same answer, so that neither status, body nor timing tells them apart. A
 // deactivated account is revealed only to someone who knows its password.
 // The caller holds a hashing slot.
-func (a *api) authenticate(r *http.Request, req loginRequest, u store.User, found bool) (store.User, error) {
+func (a *api) checkPassword(r *http.Request, req loginRequest, u store.User, found bool) (store.User, error) {
 	start := time.Now()
 	defer func() { a.Observer.HashDuration(time.Since(start)) }()
 	if !found {
@@ -561,12 +437,4 @@ func randomDeviceID() string {
 		b[i] = 'A' + b[i]%26
 	}
 	return string(b[:])
-}
-
-// quote makes client input safe to echo in an error message.
-func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return strings.ToValidUTF8(s, "�")
 }

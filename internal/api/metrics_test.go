@@ -90,12 +90,12 @@ func TestMetrics(t *testing.T) {
 
 		before, raw := h.scrape()
 		// Known label values are there from the start, at zero.
-		for _, o := range api.LoginOutcomes {
+		for _, o := range api.LoginOutcomes() {
 			if v, ok := before.value("authd_login_attempts_total", "outcome="+o); !ok || v != 0 {
 				t.Fatalf("authd_login_attempts_total{outcome=%q} = %v (present %t), want 0", o, v, ok)
 			}
 		}
-		for _, r := range api.RateLimitRules {
+		for _, r := range api.RateLimitRules() {
 			if v, ok := before.value("authd_ratelimit_rejections_total", "rule="+r); !ok || v != 0 {
 				t.Fatalf("authd_ratelimit_rejections_total{rule=%q} = %v (present %t), want 0", r, v, ok)
 			}

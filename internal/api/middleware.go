@@ -88,7 +88,7 @@ func (a *api) logRequests(next http.Handler) http.Handler {
 		next.ServeHTTP(ww, r)
 		d := time.Since(start)
 		route := routePattern(r)
-		a.Observer.Request(route, methodLabel(r.Method), ww.Status(), d)
+		a.Observer.Request(route, MethodLabel(r.Method), ww.Status(), d)
 		level := slog.LevelInfo
 		if quietRoutes[route] && ww.Status() < 400 {
 			level = slog.LevelDebug
@@ -101,7 +101,7 @@ func (a *api) logRequests(next http.Handler) http.Handler {
 			return
 		}
 		attrs := []slog.Attr{
-			slog.String("method", methodLabel(r.Method)),
+			slog.String("method", MethodLabel(r.Method)),
 			slog.String("route", route),
 			slog.Int("status", ww.Status()),
 			slog.Int("bytes", ww.BytesWritten()),
@@ -115,10 +115,10 @@ func (a *api) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// methodLabel is the request's method if it is a standard one, else
-// "other": the method is client input, and metric labels and logs get
-// none.
-func methodLabel(m string) string {
+// MethodLabel is m if it is a standard HTTP method, else "other": the
+// method is client input, and metric labels and logs get none. It is the
+// method every Observer.Request call carries.
+func MethodLabel(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodOptions:
@@ -182,7 +182,7 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 			// An address over its budget of unknown tokens is refused
 			// before the database is asked, whatever token it sends now:
 			// only one the cache already holds gets through.
-			if _, cached := a.tokens.lookup(h, a.Now()); !cached {
+			if _, cached := a.cache.Lookup(h, a.Now()); !cached {
 				if err := a.peekTokenFailures(r); err != nil {
 					a.writeError(w, r, err)
 					return
@@ -221,7 +221,7 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 			if s.AccessToken.Pending {
 				err := a.Store.ConfirmAccessToken(r.Context(), s.AccessToken.Hash, a.Now().UTC())
 				// The confirmation deleted the device's other tokens.
-				a.tokens.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
+				a.cache.DropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
 				if errors.Is(err, store.ErrNotFound) {
 					a.writeError(w, r, errUnknownToken)
 					return

@@ -24,17 +24,29 @@ type Observer interface {
 	HashDuration(d time.Duration)
 }
 
-// LoginOutcomes are the outcomes LoginAttempt reports, and RateLimitRules
-// the rules RateLimited reports: an Observer may start every one at zero.
-var (
-	LoginOutcomes = []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeBadRequest,
-		outcomeRateLimited, outcomeHashBusy, outcomeError}
-	RateLimitRules = []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures}
+// The outcomes of a login, as counted by the Observer.
+const (
+	outcomeSuccess     = "success"
+	outcomeForbidden   = "forbidden"
+	outcomeDeactivated = "deactivated"
+	outcomeBadRequest  = "bad_request"
+	outcomeRateLimited = "rate_limited"
+	outcomeHashBusy    = "hash_busy"
+	outcomeError       = "error"
 )
 
-// ruleTokenFailures is the per-address budget of unknown access tokens
-// (Deps.TokenFailureLimiter).
-const ruleTokenFailures = "token_failures"
+// LoginOutcomes returns the outcomes LoginAttempt reports, so that an
+// Observer may start each one at zero.
+func LoginOutcomes() []string {
+	return []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeBadRequest,
+		outcomeRateLimited, outcomeHashBusy, outcomeError}
+}
+
+// RateLimitRules returns the rules RateLimited reports, so that an
+// Observer may start each one at zero.
+func RateLimitRules() []string {
+	return []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures}
+}
 
 type nopObserver struct{}
 

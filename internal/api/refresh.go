@@ -5,53 +5,10 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/token"
 )
-
-// tokenPair is a freshly minted access token and, when refreshable, its
-// refresh token, with their lifetimes.
-type tokenPair struct {
-	access, refresh            string // refresh is "" for a non-refreshable token
-	now, accessExp, refreshExp time.Time
-}
-
-// newPair mints the tokens a login or refresh hands out under the token
-// policy. Zero expiry times mean "does not expire".
-func (a *api) newPair(now time.Time, refreshable bool) tokenPair {
-	p := tokenPair{access: token.New(token.Access), now: now}
-	if !refreshable {
-		if a.Tokens.NonRefreshableTTL > 0 {
-			p.accessExp = now.Add(a.Tokens.NonRefreshableTTL)
-		}
-		return p
-	}
-	p.refresh = token.New(token.Refresh)
-	p.accessExp = now.Add(a.Tokens.AccessTTL)
-	if a.Tokens.RefreshTTL > 0 {
-		p.refreshExp = now.Add(a.Tokens.RefreshTTL)
-	}
-	return p
-}
-
-func (p tokenPair) accessRow(userID, deviceID string) store.AccessToken {
-	return store.AccessToken{Hash: token.Hash(p.access), UserID: userID, DeviceID: deviceID, CreatedAt: p.now, ExpiresAt: p.accessExp}
-}
-
-func (p tokenPair) refreshRow(userID, deviceID string) store.RefreshToken {
-	return store.RefreshToken{Hash: token.Hash(p.refresh), UserID: userID, DeviceID: deviceID, CreatedAt: p.now, ExpiresAt: p.refreshExp}
-}
-
-// expiresInMS is the access token's lifetime for the response, 0 (omitted)
-// when it does not expire.
-func (p tokenPair) expiresInMS() int64 {
-	if p.accessExp.IsZero() {
-		return 0
-	}
-	return p.accessExp.Sub(p.now).Milliseconds()
-}
 
 type refreshResponse struct {
 	AccessToken  string `json:"access_token"`
@@ -59,18 +16,12 @@ type refreshResponse struct {
 	ExpiresInMS  int64  `json:"expires_in_ms,omitempty"`
 }
 
-var (
-	errUnknownRefresh  = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unknown refresh token", SoftLogout: &softLogoutFalse}
-	errExpiredRefresh  = &Error{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Refresh token has expired", SoftLogout: &softLogoutTrue}
-	errForbiddenLegacy = &Error{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid refresh token"}
-)
-
-// handleRefresh is POST /refresh (spec v1.3+): it exchanges a refresh token
+// handleRefresh handles POST /refresh (spec v1.3+): it exchanges a refresh token
 // for a new pair. The old token stays valid until the new pair is first
 // used, so that a client that lost the response can retry; a replay after
 // that revokes the whole session.
 func (a *api) handleRefresh(w http.ResponseWriter, r *http.Request) {
-	p, err := a.refresh(w, r, false)
+	p, err := a.exchangeRefreshToken(w, r, false)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, token.ErrMalformed), errors.Is(err, store.ErrTokenReplayed):
 		a.writeError(w, r, errUnknownRefresh)
@@ -79,7 +30,7 @@ func (a *api) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.writeError(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, refreshResponse{AccessToken: p.access, RefreshToken: p.refresh, ExpiresInMS: p.expiresInMS()})
+		writeJSON(w, http.StatusOK, refreshResponse{AccessToken: p.accessToken, RefreshToken: p.refreshToken, ExpiresInMS: p.expiresInMS()})
 	}
 }
 
@@ -88,12 +39,12 @@ type tokenRefreshResponse struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-// handleTokenRefresh is the seed's r0.2.0 POST /tokenrefresh: the supplied
+// handleTokenRefresh handles POST /tokenrefresh, the seed's r0.2.0 exchange: the supplied
 // refresh token and the access token issued with it are invalidated at
 // once, and any failure is 403 M_FORBIDDEN.
 func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
-	p, err := a.refresh(w, r, true)
-	var e *Error
+	p, err := a.exchangeRefreshToken(w, r, true)
+	var e *matrixError
 	switch {
 	case errors.As(err, &e):
 		a.writeError(w, r, e)
@@ -103,27 +54,24 @@ func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.writeError(w, r, err)
 	default:
-		writeJSON(w, http.StatusOK, tokenRefreshResponse{AccessToken: p.access, RefreshToken: p.refresh})
+		writeJSON(w, http.StatusOK, tokenRefreshResponse{AccessToken: p.accessToken, RefreshToken: p.refreshToken})
 	}
 }
 
-// refresh reads {"refresh_token": "..."} and exchanges it. Malformed bodies
-// are Matrix errors (*Error); token failures are the store's sentinels or
+// exchangeRefreshToken reads {"refresh_token": "..."} and exchanges it. Malformed bodies
+// are Matrix errors (*matrixError); token failures are the store's sentinels or
 // token.ErrMalformed, for the caller to phrase.
-func (a *api) refresh(w http.ResponseWriter, r *http.Request, immediate bool) (tokenPair, error) {
-	if err := a.limit(r, a.RefreshIPLimiter, a.clientIPKey(r), ruleRefreshIP); err != nil {
-		return tokenPair{}, err
-	}
+func (a *api) exchangeRefreshToken(w http.ResponseWriter, r *http.Request, immediate bool) (tokenPair, error) {
 	body, err := readJSONObject(w, r, false)
 	if err != nil {
 		return tokenPair{}, err
 	}
 	if !body.present("refresh_token") {
-		return tokenPair{}, errBadParam(http.StatusBadRequest, "M_MISSING_PARAM", "Missing parameter: refresh_token")
+		return tokenPair{}, badRequest("M_MISSING_PARAM", "Missing parameter: refresh_token")
 	}
 	old, _, err := body.str("refresh_token")
 	if err != nil {
-		return tokenPair{}, errBadParam(http.StatusBadRequest, "M_INVALID_PARAM", "Bad parameter: refresh_token")
+		return tokenPair{}, badRequest("M_INVALID_PARAM", "Bad parameter: refresh_token")
 	}
 	if err := token.Check(token.Refresh, old); err != nil {
 		return tokenPair{}, err

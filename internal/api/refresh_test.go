@@ -16,7 +16,7 @@ import (
 	"github.com/authd/authd/internal/token"
 )
 
-var refreshPolicy = api.TokenPolicy{Refresh: true, AccessTTL: 5 * time.Minute, RefreshTTL: 24 * time.Hour}
+var refreshPolicy = api.TokenPolicy{IssueRefresh: true, AccessTTL: 5 * time.Minute, RefreshTTL: 24 * time.Hour}
 
 func withTokens(p api.TokenPolicy) func(*api.Deps) {
 	return func(d *api.Deps) { d.Tokens = p }
@@ -65,7 +65,7 @@ func TestLogin_RefreshOptIn(t *testing.T) {
 			}
 		}
 
-		off := newHarness(t, st, withTokens(api.TokenPolicy{Refresh: false, AccessTTL: time.Minute}))
+		off := newHarness(t, st, withTokens(api.TokenPolicy{IssueRefresh: false, AccessTTL: time.Minute}))
 		r = off.login(refreshLogin)
 		if _, ok := r.body["refresh_token"]; ok {
 			t.Fatalf("refresh disabled, yet login returned %s", r.raw)

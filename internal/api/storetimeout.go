@@ -25,18 +25,6 @@ func (b boundedStore) bound(ctx context.Context) (context.Context, context.Cance
 	return context.WithTimeout(ctx, b.timeout)
 }
 
-func (b boundedStore) CreateUser(ctx context.Context, u store.User, threepids ...store.ThreePID) error {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.CreateUser(ctx, u, threepids...)
-}
-
-func (b boundedStore) FindUserByID(ctx context.Context, id string) (store.User, error) {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.FindUserByID(ctx, id)
-}
-
 func (b boundedStore) FindUserByLogin(ctx context.Context, id string) (store.User, error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -49,40 +37,10 @@ func (b boundedStore) FindUserByThreePID(ctx context.Context, medium store.Mediu
 	return b.s.FindUserByThreePID(ctx, medium, address)
 }
 
-func (b boundedStore) ListUsers(ctx context.Context) ([]store.User, error) {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.ListUsers(ctx)
-}
-
 func (b boundedStore) UpdatePasswordHash(ctx context.Context, userID, hash string) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	return b.s.UpdatePasswordHash(ctx, userID, hash)
-}
-
-func (b boundedStore) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.DeactivateUser(ctx, userID, at)
-}
-
-func (b boundedStore) AddThreePID(ctx context.Context, t store.ThreePID) error {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.AddThreePID(ctx, t)
-}
-
-func (b boundedStore) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.DeleteThreePID(ctx, medium, address)
-}
-
-func (b boundedStore) FindPasswordHashPrefixes(ctx context.Context) ([]string, error) {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.FindPasswordHashPrefixes(ctx)
 }
 
 func (b boundedStore) RecordLoginNetwork(ctx context.Context, userID, network string, at time.Time) error {
@@ -95,12 +53,6 @@ func (b boundedStore) FindLoginNetwork(ctx context.Context, userID, network stri
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	return b.s.FindLoginNetwork(ctx, userID, network, since)
-}
-
-func (b boundedStore) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.ListThreePIDs(ctx, userID)
 }
 
 func (b boundedStore) CreateSession(ctx context.Context, s store.NewSession) error {
@@ -133,12 +85,6 @@ func (b boundedStore) FindDevice(ctx context.Context, userID, deviceID string) (
 	return b.s.FindDevice(ctx, userID, deviceID)
 }
 
-func (b boundedStore) ListDevices(ctx context.Context, userID string) ([]store.Device, error) {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.ListDevices(ctx, userID)
-}
-
 func (b boundedStore) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -149,10 +95,4 @@ func (b boundedStore) DeleteAllDevices(ctx context.Context, userID string) (int,
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	return b.s.DeleteAllDevices(ctx, userID)
-}
-
-func (b boundedStore) CountActiveSessions(ctx context.Context, now time.Time) (int, error) {
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	return b.s.CountActiveSessions(ctx, now)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/authd/authd/internal/api"
 	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/token"
+	"github.com/authd/authd/internal/tokencache"
 )
 
 // testTokenCacheTTL is the token cache lifetime of every harness: the
@@ -86,7 +87,7 @@ func TestTokenCache_Hits(t *testing.T) {
 
 func TestTokenCache_Off(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
-		h, cs := newCachedHarness(t, st, func(d *api.Deps) { d.TokenCacheTTL = 0 })
+		h, cs := newCachedHarness(t, st, func(d *api.Deps) { d.TokenCache = nil })
 		h.addUser("@alice:example.org", "pw")
 		tok := loginDevice(h, "alice", "PHONE")
 		wantOK(t, h.whoami(tok))
@@ -293,38 +294,17 @@ func wantStoreRead(t *testing.T, h *harness, cs *countingStore, tok string) {
 	}
 }
 
-// sharedCache is a harness whose only token cache is c, given in Deps:
-// TokenCacheTTL is zero, so New would make none of its own.
-func sharedCache(t *testing.T, st testStore, c *api.TokenCache) (*harness, *countingStore) {
+// sharedCache is a harness whose token cache is c, which the test also
+// holds, as cmd/authd's revocation feed does.
+func sharedCache(t *testing.T, st testStore, c *tokencache.Cache) (*harness, *countingStore) {
 	t.Helper()
-	return newCachedHarness(t, st, func(d *api.Deps) {
-		d.TokenCacheTTL = 0
-		d.TokenCache = c
-	})
-}
-
-func TestTokenCache_Nil(t *testing.T) {
-	if c := api.NewTokenCache(0, 10); c != nil {
-		t.Fatalf("NewTokenCache(0, 10) = %p, want nil", c)
-	}
-	var c *api.TokenCache
-	c.Revoked(store.Revocation{UserID: "@a:x", DeviceID: "D"})
-	c.Revoked(store.Revocation{UserID: "@a:x"})
-	c.Revoked(store.Revocation{})
-	c.Suspend()
-	c.Resume()
-	if c.Trusted() {
-		t.Fatal("a nil cache is trusted")
-	}
-	if c := api.NewTokenCache(time.Second, 0); !c.Trusted() {
-		t.Fatal("a new cache is not trusted")
-	}
+	return newCachedHarness(t, st, func(d *api.Deps) { d.TokenCache = c })
 }
 
 // Revoked drops what a notice names: a device, a user, or everything.
 func TestTokenCache_Revoked(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
-		c := api.NewTokenCache(testTokenCacheTTL, 0)
+		c := tokencache.New(testTokenCacheTTL, 0)
 		h, cs := sharedCache(t, st, c)
 		h.addUser("@alice:example.org", "pw")
 		h.addUser("@bob:example.org", "pw")
@@ -364,28 +344,19 @@ func TestTokenCache_Revoked(t *testing.T) {
 // again, from empty.
 func TestTokenCache_SuspendResume(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
-		c := api.NewTokenCache(testTokenCacheTTL, 0)
+		c := tokencache.New(testTokenCacheTTL, 0)
 		h, cs := sharedCache(t, st, c)
 		h.addUser("@alice:example.org", "pw")
 		tok := loginDevice(h, "alice", "PHONE")
 		cache(t, h, cs, tok)
 
 		c.Suspend()
-		if c.Trusted() {
-			t.Fatal("trusted after Suspend")
-		}
 		wantStoreRead(t, h, cs, tok)
 		wantStoreRead(t, h, cs, tok)
 		c.Suspend()
-		if c.Trusted() {
-			t.Fatal("trusted after a second Suspend")
-		}
 		wantStoreRead(t, h, cs, tok)
 
 		c.Resume()
-		if !c.Trusted() {
-			t.Fatal("not trusted after Resume")
-		}
 		wantStoreRead(t, h, cs, tok)
 		wantCached(t, h, cs, tok)
 		// Logout still drops the token at once.
@@ -424,22 +395,23 @@ func holdWhoami(t *testing.T, h *harness, cs *countingStore, tok string) (finish
 func TestTokenCache_SuspendRacesFill(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
 		for name, tc := range map[string]struct {
-			before, during func(c *api.TokenCache)
+			before, during func(c *tokencache.Cache)
+			suspended      bool // still suspended once during has run
 		}{
 			// Read and added while suspended.
-			"WhileSuspended": {before: (*api.TokenCache).Suspend, during: func(*api.TokenCache) {}},
+			"WhileSuspended": {before: (*tokencache.Cache).Suspend, during: func(*tokencache.Cache) {}, suspended: true},
 			// Read while suspended, added after Resume.
-			"ReadSuspended": {before: (*api.TokenCache).Suspend, during: (*api.TokenCache).Resume},
+			"ReadSuspended": {before: (*tokencache.Cache).Suspend, during: (*tokencache.Cache).Resume},
 			// Read while trusted, added while suspended.
-			"SuspendedMeanwhile": {before: func(*api.TokenCache) {}, during: (*api.TokenCache).Suspend},
+			"SuspendedMeanwhile": {before: func(*tokencache.Cache) {}, during: (*tokencache.Cache).Suspend, suspended: true},
 			// Read while trusted, added after a suspension came and went.
-			"SuspendedAndResumedMeanwhile": {before: func(*api.TokenCache) {}, during: func(c *api.TokenCache) {
+			"SuspendedAndResumedMeanwhile": {before: func(*tokencache.Cache) {}, during: func(c *tokencache.Cache) {
 				c.Suspend()
 				c.Resume()
 			}},
 		} {
 			t.Run(name, func(t *testing.T) {
-				c := api.NewTokenCache(testTokenCacheTTL, 0)
+				c := tokencache.New(testTokenCacheTTL, 0)
 				h, cs := sharedCache(t, st, c)
 				user := "@" + strings.ToLower(name) + ":example.org"
 				h.addUser(user, "pw")
@@ -452,7 +424,7 @@ func TestTokenCache_SuspendRacesFill(t *testing.T) {
 				}
 				// Had the held answer been cached, this would hit.
 				wantStoreRead(t, h, cs, tok)
-				if !c.Trusted() {
+				if tc.suspended {
 					c.Resume()
 					wantStoreRead(t, h, cs, tok)
 				}
@@ -466,7 +438,7 @@ func TestTokenCache_SuspendRacesFill(t *testing.T) {
 // race detector): every answer is still right.
 func TestTokenCache_Concurrent(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
-		c := api.NewTokenCache(testTokenCacheTTL, 0)
+		c := tokencache.New(testTokenCacheTTL, 0)
 		h, _ := sharedCache(t, st, c)
 		h.addUser("@alice:example.org", "pw")
 		toks := []string{loginDevice(h, "alice", "A"), loginDevice(h, "alice", "B")}
@@ -497,7 +469,6 @@ func TestTokenCache_Concurrent(t *testing.T) {
 				default:
 					c.Revoked(store.Revocation{})
 				}
-				c.Trusted()
 			}
 		})
 		wg.Wait()

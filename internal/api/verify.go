@@ -2,7 +2,7 @@ package api
 
 import "net/http"
 
-// handleVerify is the forward-auth check for a reverse proxy (nginx
+// handleVerify handles /_authd/verify, the forward-auth check for a reverse proxy (nginx
 // auth_request, Caddy forward_auth, Traefik ForwardAuth), for any method:
 // requireAuthFrom(forwardedAccessToken) has already read the Matrix token
 // from the Authorization header, the query, or the original request's URI,

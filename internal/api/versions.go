@@ -17,7 +17,7 @@ type versionsResponse struct {
 	UnstableFeatures map[string]bool `json:"unstable_features"`
 }
 
-// handleVersions answers GET /_matrix/client/versions in standalone use.
+// handleVersions handles GET /_matrix/client/versions, in standalone use.
 func (a *api) handleVersions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, versionsResponse{Versions: specVersions, UnstableFeatures: map[string]bool{}})
 }

@@ -8,6 +8,7 @@ type whoamiResponse struct {
 	IsGuest  bool   `json:"is_guest"`
 }
 
+// handleWhoami handles GET /account/whoami: the caller's user and device.
 func (a *api) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	s := sessionFrom(r.Context())
 	writeJSON(w, http.StatusOK, whoamiResponse{UserID: s.AccessToken.UserID, DeviceID: s.AccessToken.DeviceID})

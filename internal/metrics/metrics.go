@@ -114,13 +114,6 @@ type Metrics struct {
 	rules    map[string]bool
 }
 
-// methods are the HTTP methods a request is labelled with; api.Observer
-// reports any other as "other".
-var methods = []string{
-	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-	http.MethodDelete, http.MethodOptions, "other",
-}
-
 // New returns the metrics of one authd process: the authd_* families, the
 // Go runtime's and the process's.
 func New(o Options) *Metrics {
@@ -158,15 +151,15 @@ func New(o Options) *Metrics {
 			// a quarter of a second on a server core.
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
-		outcomes: set(api.LoginOutcomes),
-		rules:    set(api.RateLimitRules),
+		outcomes: set(api.LoginOutcomes()),
+		rules:    set(api.RateLimitRules()),
 	}
 	// Known label values start at zero, so that rate() and alerts see a
 	// series from the first scrape, not from the first event.
-	for _, o := range slices.Concat(api.LoginOutcomes, []string{"other"}) {
+	for _, o := range slices.Concat(api.LoginOutcomes(), []string{"other"}) {
 		m.logins.WithLabelValues(o)
 	}
-	for _, r := range slices.Concat(api.RateLimitRules, []string{"other"}) {
+	for _, r := range slices.Concat(api.RateLimitRules(), []string{"other"}) {
 		m.rateLimited.WithLabelValues(r)
 	}
 	m.reg.MustRegister(
@@ -247,18 +240,10 @@ func (m *Metrics) Handler() http.Handler { return m.handler }
 
 // Request records one answered request.
 func (m *Metrics) Request(route, method string, status int, d time.Duration) {
-	method = knownMethod(method)
+	// api reports only known methods; a label is bounded all the same.
+	method = api.MethodLabel(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
-}
-
-func knownMethod(method string) string {
-	for _, k := range methods {
-		if method == k {
-			return method
-		}
-	}
-	return "other"
 }
 
 // LoginAttempt counts a POST /login by outcome.

@@ -1,8 +1,9 @@
-package api
+// Package tokencache is the token-validation fast path: it remembers, for a
+// short while, which access tokens the store said are live, and forgets
+// them as soon as this process or a revocation notice says they are not.
+package tokencache
 
 import (
-	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,14 +11,14 @@ import (
 	"github.com/authd/authd/internal/store"
 )
 
-// DefaultTokenCacheSize bounds the token cache when Deps names no size.
+// defaultSize bounds the cache when New is given no size.
 // An entry costs about 520 bytes with its index (one device per user, the
 // worst case), so a full cache at the default holds about 33 MiB.
-const DefaultTokenCacheSize = 65536
+const defaultSize = 65536
 
-// TokenCache is the token-validation fast path: access-token hash ->
-// session, consulted by requireAuth before the store. It only ever holds
-// what the store said a moment ago about a live token, for at most ttl:
+// Cache maps an access token's hash to its session; the API consults it
+// before the store. It only ever holds what the store said a moment ago
+// about a live token, for at most ttl:
 //
 //   - never a pending token (its first use must reach the store, which
 //     confirms it), a deactivated user, an expired token or a not-found
@@ -39,8 +40,8 @@ const DefaultTokenCacheSize = 65536
 // older generation before its store read is discarded. Keys are SHA-256
 // hashes, like the store's: the cache holds no bearer token.
 //
-// Every method works on a nil *TokenCache, which caches nothing.
-type TokenCache struct {
+// Every method works on a nil *Cache, which caches nothing.
+type Cache struct {
 	ttl time.Duration
 	max int
 
@@ -63,17 +64,17 @@ type cachedToken struct {
 	until                time.Time
 }
 
-// NewTokenCache returns a cache whose entries live ttl, holding at most
-// size of them (DefaultTokenCacheSize when size <= 0); nil, which caches
+// New returns a cache whose entries live ttl, holding at most
+// size of them (defaultSize when size <= 0); nil, which caches
 // nothing, when ttl <= 0. It starts trusted.
-func NewTokenCache(ttl time.Duration, size int) *TokenCache {
+func New(ttl time.Duration, size int) *Cache {
 	if ttl <= 0 {
 		return nil
 	}
 	if size <= 0 {
-		size = DefaultTokenCacheSize
+		size = defaultSize
 	}
-	return &TokenCache{
+	return &Cache{
 		ttl:     ttl,
 		max:     size,
 		entries: make(map[store.TokenHash]*cachedToken),
@@ -84,21 +85,21 @@ func NewTokenCache(ttl time.Duration, size int) *TokenCache {
 
 // Revoked drops the tokens a revocation made elsewhere names: a device's,
 // a user's when DeviceID is empty, every token when UserID is empty.
-func (c *TokenCache) Revoked(r store.Revocation) {
+func (c *Cache) Revoked(r store.Revocation) {
 	switch {
 	case r.UserID == "":
 		c.dropAll()
 	case r.DeviceID == "":
-		c.dropUser(r.UserID)
+		c.DropUser(r.UserID)
 	default:
-		c.dropDevice(r.UserID, r.DeviceID)
+		c.DropDevice(r.UserID, r.DeviceID)
 	}
 }
 
 // Suspend stops trusting the cache, for while revocations made elsewhere
 // may go unannounced: it drops everything, and until Resume every lookup
 // misses and nothing is added.
-func (c *TokenCache) Suspend() {
+func (c *Cache) Suspend() {
 	if c == nil {
 		return
 	}
@@ -112,7 +113,7 @@ func (c *TokenCache) Suspend() {
 // Resume trusts the cache again. It drops everything first: revocations
 // may have been missed while it was suspended, and a request that read the
 // store before now must not add what it read (the generation moves on).
-func (c *TokenCache) Resume() {
+func (c *Cache) Resume() {
 	if c == nil {
 		return
 	}
@@ -123,28 +124,17 @@ func (c *TokenCache) Resume() {
 	c.clear()
 }
 
-// Trusted reports whether the cache serves lookups: it exists and is not
-// suspended.
-func (c *TokenCache) Trusted() bool {
-	if c == nil {
-		return false
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return !c.suspended
-}
-
-// lookup returns the cached session of h at now. A hit carries the user's
+// Lookup returns the cached session of h at now. A hit carries the user's
 // ID and the token's fields, not the rest of the user (its password hash
 // is never cached). An entry past its ttl, or whose token has expired, is
 // dropped and missed: an expired token's answer comes from the store, as
 // without the cache.
-func (c *TokenCache) lookup(h store.TokenHash, now time.Time) (store.Session, bool) {
+func (c *Cache) Lookup(h store.TokenHash, now time.Time) (store.Session, bool) {
 	if c == nil {
 		return store.Session{}, false
 	}
 	c.mu.RLock()
-	e := c.entries[h] // nil while suspended: Suspend emptied it and add adds nothing
+	e := c.entries[h] // nil while suspended: Suspend emptied it and Add adds nothing
 	c.mu.RUnlock()
 	if e == nil {
 		return store.Session{}, false
@@ -166,18 +156,19 @@ func (c *TokenCache) lookup(h store.TokenHash, now time.Time) (store.Session, bo
 	}, true
 }
 
-// generation is read before a store lookup whose result may be added.
-func (c *TokenCache) generation() uint64 {
+// Generation counts the invalidations so far. Read it before a store
+// lookup whose answer may be passed to Add.
+func (c *Cache) Generation() uint64 {
 	if c == nil {
 		return 0
 	}
 	return c.gen.Load()
 }
 
-// add caches s under h from now, unless an invalidation ran since gen was
+// Add caches s under h from now, unless an invalidation ran since gen was
 // read (the store's answer may predate it). At the size bound it evicts an
 // arbitrary entry: Go's map iteration starts at a random place.
-func (c *TokenCache) add(h store.TokenHash, s store.Session, gen uint64, now time.Time) {
+func (c *Cache) Add(h store.TokenHash, s store.Session, gen uint64, now time.Time) {
 	if c == nil {
 		return
 	}
@@ -208,7 +199,7 @@ func (c *TokenCache) add(h store.TokenHash, s store.Session, gen uint64, now tim
 }
 
 // remove drops one entry and its index slots. The caller holds mu.
-func (c *TokenCache) remove(h store.TokenHash, e *cachedToken) {
+func (c *Cache) remove(h store.TokenHash, e *cachedToken) {
 	delete(c.entries, h)
 	hashes := without(c.devices[e.device], h)
 	if len(hashes) > 0 {
@@ -220,7 +211,7 @@ func (c *TokenCache) remove(h store.TokenHash, e *cachedToken) {
 }
 
 // forgetDevice drops a device from its user's list. The caller holds mu.
-func (c *TokenCache) forgetDevice(d deviceKey) {
+func (c *Cache) forgetDevice(d deviceKey) {
 	if ids := without(c.users[d.userID], d.deviceID); len(ids) > 0 {
 		c.users[d.userID] = ids
 	} else {
@@ -239,8 +230,8 @@ func without[T comparable](s []T, v T) []T {
 	return s
 }
 
-// dropDevice forgets every cached token of one device.
-func (c *TokenCache) dropDevice(userID, deviceID string) {
+// DropDevice forgets every cached token of one device.
+func (c *Cache) DropDevice(userID, deviceID string) {
 	if c == nil {
 		return
 	}
@@ -259,8 +250,8 @@ func (c *TokenCache) dropDevice(userID, deviceID string) {
 	c.forgetDevice(d)
 }
 
-// dropUser forgets every cached token of a user.
-func (c *TokenCache) dropUser(userID string) {
+// DropUser forgets every cached token of a user.
+func (c *Cache) DropUser(userID string) {
 	if c == nil {
 		return
 	}
@@ -278,7 +269,7 @@ func (c *TokenCache) dropUser(userID string) {
 }
 
 // dropAll forgets everything, for a revocation whose device is unknown.
-func (c *TokenCache) dropAll() {
+func (c *Cache) dropAll() {
 	if c == nil {
 		return
 	}
@@ -289,50 +280,8 @@ func (c *TokenCache) dropAll() {
 }
 
 // clear empties the cache. The caller holds mu.
-func (c *TokenCache) clear() {
+func (c *Cache) clear() {
 	clear(c.entries)
 	clear(c.devices)
 	clear(c.users)
-}
-
-// len returns the number of cached tokens, for tests.
-func (c *TokenCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}
-
-// findSession resolves an access token's hash to its session: from the
-// token cache when it holds it, else from the store, caching the answer
-// when it is a live, confirmed token of an active user.
-func (a *api) findSession(ctx context.Context, h store.TokenHash) (store.Session, error) {
-	now := a.Now()
-	if s, ok := a.tokens.lookup(h, now); ok {
-		return s, nil
-	}
-	gen := a.tokens.generation()
-	s, err := a.Store.FindSessionByAccessToken(ctx, h)
-	if err == nil && !s.User.Deactivated() && !s.AccessToken.Pending && !s.AccessToken.Expired(now) {
-		a.tokens.add(h, s, gen, now)
-	}
-	return s, err
-}
-
-// forgetRefreshed drops what a refresh exchange revoked. A success names
-// the device (the pair it confirmed, or with /tokenrefresh the old access
-// token, is gone), and so does a replay (the store deleted that device);
-// an unknown or expired token wrote nothing. Nothing else is dropped: any
-// other failure (the database timed out or went away) may in rare cases
-// have committed an exchange whose answer was lost, and that revocation
-// reaches the cache as revocations made elsewhere do, through the
-// revocation feed or at the latest when the entries' ttl runs out. So
-// nothing a client sends, a made-up refresh token on a request it cancels
-// included, can empty the cache.
-func (a *api) forgetRefreshed(s store.Session, err error) {
-	if err == nil || errors.Is(err, store.ErrTokenReplayed) {
-		a.tokens.dropDevice(s.AccessToken.UserID, s.AccessToken.DeviceID)
-	}
 }
