@@ -4,7 +4,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -50,5 +52,26 @@ func TestCaddyfile(t *testing.T) {
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("caddy validate: %v\n%s", err, b)
+	}
+}
+
+// nginx's second asks (after auth_request refused, to fetch authd's error
+// for the client) are marked, so that authd never answers one with a 200
+// the client would get in place of the homeserver's answer; the first ask,
+// the auth_request subrequest, is not.
+func TestNginx_SecondAsksMarked(t *testing.T) {
+	conf := readFile(t, "deploy/nginx/authd.conf")
+	blocks := regexp.MustCompile(`(?s)\n    location ([^{]*)\{(.*?)\n    \}`).FindAllStringSubmatch(conf, -1)
+	marked := map[string]bool{}
+	for _, b := range blocks {
+		name := strings.TrimSpace(b[1])
+		if !strings.Contains(b[2], "proxy_pass http://authd/_authd/verify") {
+			continue
+		}
+		marked[name] = strings.Contains(b[2], "proxy_set_header X-Authd-Second-Ask 1;")
+	}
+	want := map[string]bool{"= /_authd/verify": false, "@authd_unauthorized": true, "@authd_error": true}
+	if !reflect.DeepEqual(marked, want) {
+		t.Fatalf("locations asking /_authd/verify, and whether each marks a second ask: %v, want %v", marked, want)
 	}
 }

@@ -110,3 +110,28 @@ func TestVerify_Unauthorized(t *testing.T) {
 		}
 	})
 }
+
+// nginx asks a second time, for the client, after a refused check; the
+// original request is then never sent upstream, so that ask never gets a
+// 200: a token that passes this time is a 503 to retry, and a refused one
+// gets the same error as the first time.
+func TestVerify_SecondAsk(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := newHarness(t, st)
+		h.addUser("@alice:example.org", "pw")
+		tok := h.login(`{"type":"m.login.password","user":"alice","password":"pw"}`).str("access_token")
+		const second = "X-Authd-Second-Ask: 1"
+
+		r := h.do("GET", verifyPath, "", bearer(tok), second)
+		wantError(t, r, 503, "M_UNKNOWN")
+		if got := r.header.Get("X-Matrix-User-Id"); got != "" {
+			t.Fatalf("a second ask's answer names the user %q", got)
+		}
+		wantError(t, h.do("GET", verifyPath, "", bearer(token.New(token.Access)), second), 401, "M_UNKNOWN_TOKEN")
+		wantError(t, h.do("GET", verifyPath, "", second), 401, "M_MISSING_TOKEN")
+		// The same token on a first ask passes.
+		if r := h.do("GET", verifyPath, "", bearer(tok)); r.status != 200 || r.header.Get("X-Matrix-User-Id") != "@alice:example.org" {
+			t.Fatalf("first ask: %d %s %v", r.status, r.raw, r.header)
+		}
+	})
+}
