@@ -96,6 +96,10 @@ type SessionStore interface {
 	FindDevice(ctx context.Context, userID, deviceID string) (Device, error)
 	// ListDevices returns the devices of a user, ordered by device ID.
 	ListDevices(ctx context.Context, userID string) ([]Device, error)
+	// RenameDevice sets the display name of one device of a user ("" for
+	// none), and nothing else. It returns ErrNotFound if the user has no
+	// such device.
+	RenameDevice(ctx context.Context, userID, deviceID, displayName string) error
 	// DeleteDevice deletes a device and every token of it. It returns
 	// ErrNotFound if the user has no such device.
 	DeleteDevice(ctx context.Context, userID, deviceID string) error

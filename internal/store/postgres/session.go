@@ -75,6 +75,18 @@ func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, e
 	return devices, nil
 }
 
+// RenameDevice sets a device's display name.
+func (db *DB) RenameDevice(ctx context.Context, userID, deviceID, displayName string) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE devices SET display_name = $3 WHERE user_id = $1 AND device_id = $2`, userID, deviceID, displayName)
+	if err != nil {
+		return fmt.Errorf("postgres: rename device: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: rename device: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
 // DeleteDevice deletes a device and, by cascade, every token of it. It
 // returns store.ErrNotFound if the user has no such device.
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {

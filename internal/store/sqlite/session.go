@@ -81,6 +81,22 @@ func (db *DB) ListDevices(ctx context.Context, userID string) ([]store.Device, e
 	return devices, nil
 }
 
+// RenameDevice sets a device's display name.
+func (db *DB) RenameDevice(ctx context.Context, userID, deviceID, displayName string) error {
+	res, err := db.db.ExecContext(ctx, `UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?`, displayName, userID, deviceID)
+	if err != nil {
+		return fmt.Errorf("sqlite: rename device: %w", translate(err))
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("sqlite: rename device: %w", translate(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: rename device: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
 // DeleteDevice deletes a device and, by cascade, every token of it. It
 // returns store.ErrNotFound if the user has no such device.
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {

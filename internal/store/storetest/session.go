@@ -284,6 +284,42 @@ var listDevicesCases = []testCase{
 	}},
 }
 
+var renameDeviceCases = []testCase{
+	{"OK", func(t *testing.T, s store.Store) {
+		mustCreateUser(t, s, newUser(alice))
+		phone := newSession(alice, "PHONE", "Phone", "a-phone", t0)
+		mustCreateSession(t, s, phone)
+		laptop := newSession(alice, "LAPTOP", "Laptop", "a-laptop", t0)
+		mustCreateSession(t, s, laptop)
+
+		if err := s.RenameDevice(t.Context(), alice, "PHONE", "Work phone ✓"); err != nil {
+			t.Fatalf("RenameDevice: %v", err)
+		}
+		phone.Device.DisplayName = "Work phone ✓"
+		wantDevices(t, "ListDevices", listDevices(t, s, alice), []store.Device{laptop.Device, phone.Device})
+		// The tokens are untouched.
+		if _, err := s.FindSessionByAccessToken(t.Context(), hash("a-phone")); err != nil {
+			t.Fatalf("the renamed device's token: %v", err)
+		}
+		if err := s.RenameDevice(t.Context(), alice, "PHONE", ""); err != nil {
+			t.Fatalf("RenameDevice to no name: %v", err)
+		}
+		phone.Device.DisplayName = ""
+		wantDevices(t, "ListDevices after clearing", listDevices(t, s, alice), []store.Device{laptop.Device, phone.Device})
+	}},
+	{"NotFound", func(t *testing.T, s store.Store) {
+		mustCreateUser(t, s, newUser(alice))
+		mustCreateUser(t, s, newUser(bob))
+		bobs := newSession(bob, "BOBPHONE", "Bob's", "b-phone", t0)
+		mustCreateSession(t, s, bobs)
+
+		wantErr(t, "RenameDevice of an unknown device", s.RenameDevice(t.Context(), alice, "NOPE", "x"), store.ErrNotFound)
+		// Another user's device is not the caller's to rename.
+		wantErr(t, "RenameDevice of bob's device as alice", s.RenameDevice(t.Context(), alice, "BOBPHONE", "mine"), store.ErrNotFound)
+		wantDevices(t, "ListDevices(bob)", listDevices(t, s, bob), []store.Device{bobs.Device})
+	}},
+}
+
 var deleteDeviceCases = []testCase{
 	{"OK", func(t *testing.T, s store.Store) {
 		u := newUser(alice)

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FindSessionByAccessToken", findSessionCases},
 		{"FindDevice", findDeviceCases},
 		{"ListDevices", listDevicesCases},
+		{"RenameDevice", renameDeviceCases},
 		{"DeleteDevice", deleteDeviceCases},
 		{"DeleteAllDevices", deleteAllDevicesCases},
 		{"CountActiveSessions", countActiveSessionsCases},
