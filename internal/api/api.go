@@ -37,6 +37,8 @@ type Store interface {
 	ConfirmAccessToken(ctx context.Context, h store.TokenHash, now time.Time) error
 	FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error)
 	FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error)
+	ListDevices(ctx context.Context, userID string) ([]store.Device, error)
+	RenameDevice(ctx context.Context, userID, deviceID, displayName string) error
 	DeleteDevice(ctx context.Context, userID, deviceID string) error
 	DeleteAllDevices(ctx context.Context, userID string) (int, error)
 }
@@ -230,6 +232,9 @@ func New(d Deps) http.Handler {
 			r.Group(func(r chi.Router) {
 				r.Use(a.requireAuth(false))
 				r.Get("/account/whoami", a.handleWhoami)
+				r.Get("/devices", a.handleListDevices)
+				r.Get("/devices/{deviceId}", a.handleGetDevice)
+				r.Put("/devices/{deviceId}", a.handleRenameDevice)
 			})
 		})
 	}

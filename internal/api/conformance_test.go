@@ -347,7 +347,7 @@ var conformance = []conformanceCase{
 		body:       `{"type":"m.login.password","user":"alice","password":"secret pw","pad":"` + strings.Repeat("x", 65<<10) + `"}`,
 		wantStatus: 413, wantErrcode: "M_TOO_LARGE"},
 
-	{id: "T-5", name: "UnknownEndpoint", method: "GET", path: v3 + "/devices",
+	{id: "T-5", name: "UnknownEndpoint", method: "GET", path: v3 + "/sync",
 		wantStatus: 404, wantErrcode: "M_UNRECOGNIZED"},
 	{id: "T-5", name: "UnknownVersion", method: "POST", path: "/_matrix/client/v4/login", body: aliceLogin,
 		wantStatus: 404, wantErrcode: "M_UNRECOGNIZED"},
@@ -726,6 +726,78 @@ var conformance = []conformanceCase{
 	{id: "W-2", name: "RefreshTokenIsNoAccessToken", method: "GET", path: whoamiPath, headers: []string{"Authorization: Bearer " + token.New(token.Refresh)},
 		wantStatus: 401, wantErrcode: "M_UNKNOWN_TOKEN"},
 
+	// 8. Devices.
+	{id: "DV-1", name: "ListDevices", method: "GET", path: v3 + "/devices", headers: []string{"Authorization: Bearer {token}"},
+		wantStatus: 200, check: func(t *testing.T, h *harness, _ fixture, r response) {
+			wantDeviceList(t, h, r)
+		}},
+	{id: "DV-1", name: "ListDevicesR0", method: "GET", path: r0 + "/devices", headers: []string{"Authorization: Bearer {token}"},
+		wantStatus: 200, check: func(t *testing.T, h *harness, _ fixture, r response) {
+			wantDeviceList(t, h, r)
+		}},
+	{id: "DV-2", name: "GetDevice", method: "GET", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		wantStatus: 200, want: map[string]any{"device_id": "PHONE", "display_name": "PHONE name", "last_seen_ip": absent}},
+	{id: "DV-2", name: "GetDeviceWithoutName", method: "GET", path: v3 + "/devices/TABLET", headers: []string{"Authorization: Bearer {token}"},
+		wantStatus: 200, want: map[string]any{"device_id": "TABLET", "display_name": absent}},
+	{id: "DV-2", name: "GetDeviceEncodedID", method: "GET", path: v3 + "/devices/A%2FB%20", headers: []string{"Authorization: Bearer {token}"},
+		setup:      func(h *harness, _ fixture) { h.addSession("@alice:example.org", "A/B", time.Time{}) },
+		wantStatus: 404, wantErrcode: "M_NOT_FOUND"},
+	{id: "DV-2", name: "GetDeviceSlashInID", method: "GET", path: v3 + "/devices/A%2FB", headers: []string{"Authorization: Bearer {token}"},
+		setup:      func(h *harness, _ fixture) { h.addSession("@alice:example.org", "A/B", time.Time{}) },
+		wantStatus: 200, want: map[string]any{"device_id": "A/B", "display_name": "A/B name"}},
+	{id: "DV-2", name: "GetUnknownDevice", method: "GET", path: v3 + "/devices/NOPE", headers: []string{"Authorization: Bearer {token}"},
+		wantStatus: 404, wantErrcode: "M_NOT_FOUND"},
+	{id: "DV-2", name: "GetOtherUsersDevice", method: "GET", path: v3 + "/devices/BOBPHONE", headers: []string{"Authorization: Bearer {token}"},
+		wantStatus: 404, wantErrcode: "M_NOT_FOUND"},
+	{id: "DV-3", name: "Rename", method: "PUT", path: v3 + "/devices/TABLET", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":"Kitchen tablet ✓"}`, wantStatus: 200, wantRaw: "{}",
+		check: func(t *testing.T, h *harness, f fixture, _ response) {
+			wantDeviceName(t, h, f.token, "TABLET", "Kitchen tablet ✓")
+		}},
+	{id: "DV-3", name: "RenameLongest", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":"` + strings.Repeat("é", 256) + `"}`, wantStatus: 200, wantRaw: "{}",
+		check: func(t *testing.T, h *harness, f fixture, _ response) {
+			wantDeviceName(t, h, f.token, "PHONE", strings.Repeat("é", 256))
+		}},
+	{id: "DV-3", name: "RenameToNothing", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":""}`, wantStatus: 200, wantRaw: "{}",
+		check: func(t *testing.T, h *harness, f fixture, _ response) {
+			wantDeviceName(t, h, f.token, "PHONE", "")
+		}},
+	{id: "DV-3", name: "NoDisplayNameChangesNothing", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{}`, wantStatus: 200, wantRaw: "{}",
+		check: func(t *testing.T, h *harness, f fixture, _ response) {
+			wantDeviceName(t, h, f.token, "PHONE", "PHONE name")
+		}},
+	{id: "DV-3", name: "RenameUnknownDevice", method: "PUT", path: v3 + "/devices/NOPE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":"x"}`, wantStatus: 404, wantErrcode: "M_NOT_FOUND"},
+	{id: "DV-3", name: "RenameUnknownDeviceWithoutName", method: "PUT", path: v3 + "/devices/NOPE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{}`, wantStatus: 404, wantErrcode: "M_NOT_FOUND"},
+	{id: "DV-3", name: "RenameOtherUsersDevice", method: "PUT", path: v3 + "/devices/BOBPHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":"mine now"}`, wantStatus: 404, wantErrcode: "M_NOT_FOUND",
+		check: func(t *testing.T, h *harness, f fixture, _ response) {
+			wantDeviceName(t, h, f.bob, "BOBPHONE", "BOBPHONE name")
+		}},
+	{id: "DV-3", name: "NameNotString", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":7}`, wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+	{id: "DV-3", name: "NameTooLong", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":"` + strings.Repeat("é", 257) + `"}`, wantStatus: 400, wantErrcode: "M_INVALID_PARAM",
+		check: func(t *testing.T, h *harness, f fixture, _ response) {
+			wantDeviceName(t, h, f.token, "PHONE", "PHONE name")
+		}},
+	{id: "DV-3", name: "NameWithNUL", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `{"display_name":"a\u0000b"}`, wantStatus: 400, wantErrcode: "M_INVALID_PARAM"},
+	{id: "DV-3", name: "BodyNotJSON", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {token}"},
+		body: `display_name=x`, wantStatus: 400, wantErrcode: "M_NOT_JSON"},
+	{id: "DV-4", name: "MissingToken", method: "GET", path: v3 + "/devices", wantStatus: 401, wantErrcode: "M_MISSING_TOKEN"},
+	{id: "DV-4", name: "UnknownToken", method: "PUT", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer " + token.New(token.Access)},
+		body: `{"display_name":"x"}`, wantStatus: 401, wantErrcode: "M_UNKNOWN_TOKEN", want: map[string]any{"soft_logout": false},
+		check: func(t *testing.T, h *harness, f fixture, _ response) {
+			wantDeviceName(t, h, f.token, "PHONE", "PHONE name")
+		}},
+	{id: "DV-4", name: "ExpiredToken", method: "GET", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {expired}"},
+		wantStatus: 401, wantErrcode: "M_UNKNOWN_TOKEN", want: map[string]any{"soft_logout": true}},
+
 	// 9. User IDs.
 	{id: "U-1", name: "ResponseUserIDGrammar", method: "POST", path: loginPath, body: login(`{"type":"m.id.user","user":"Alice"}`),
 		wantStatus: 200, want: map[string]any{"user_id": isNewUserID}},
@@ -940,5 +1012,46 @@ func TestConformance_Coverage(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("requirements covered:\n%v\nwant (docs/conformance.md):\n%v", got, want)
+	}
+}
+
+// wantDeviceList asserts a GET /devices answer for the fixture's alice:
+// her three devices in device ID order, with their names (none on TABLET)
+// and last-seen times, and none of bob's.
+func wantDeviceList(t *testing.T, h *harness, r response) {
+	t.Helper()
+	devices, _ := r.body["devices"].([]any)
+	type shown struct {
+		id, name string
+		named    bool
+		seen     float64
+	}
+	var got []shown
+	for _, d := range devices {
+		m, _ := d.(map[string]any)
+		name, named := m["display_name"].(string)
+		seen, _ := m["last_seen_ts"].(float64)
+		got = append(got, shown{m["device_id"].(string), name, named, seen})
+	}
+	hourAgo := float64(h.clock.t.Add(-time.Hour).UnixMilli())
+	minuteAgo := float64(h.clock.t.Add(-time.Minute).UnixMilli())
+	want := []shown{
+		{"OLDDEVICE", "OLDDEVICE name", true, hourAgo},
+		{"PHONE", "PHONE name", true, hourAgo},
+		{"TABLET", "", false, minuteAgo},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("devices = %+v\nwant %+v (body %s)", got, want, r.raw)
+	}
+}
+
+// wantDeviceName asserts a device's display name as its owner (token tok)
+// reads it; "" means the device has none, and the key is absent.
+func wantDeviceName(t *testing.T, h *harness, tok, deviceID, name string) {
+	t.Helper()
+	r := h.do("GET", v3+"/devices/"+deviceID, "", bearer(tok))
+	got, present := r.body["display_name"]
+	if r.status != 200 || present != (name != "") || (present && got != name) {
+		t.Fatalf("GET /devices/%s = %d %s, want display_name %q", deviceID, r.status, r.raw, name)
 	}
 }

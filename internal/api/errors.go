@@ -59,6 +59,7 @@ var (
 	errUnknownRefresh  = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unknown refresh token", SoftLogout: &softLogoutFalse}
 	errExpiredRefresh  = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Refresh token has expired", SoftLogout: &softLogoutTrue}
 	errForbiddenLegacy = &matrixError{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid refresh token"}
+	errDeviceNotFound  = &matrixError{Status: http.StatusNotFound, Errcode: "M_NOT_FOUND", Message: "Unknown device"}
 	errCheckChanged    = &matrixError{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "The token check changed while the request waited; retry it."}
 	// errHashBusy sheds a login that found no hashing slot in time.
 	errHashBusy = &matrixError{Status: http.StatusTooManyRequests, Errcode: "M_LIMIT_EXCEEDED", Message: "Too Many Requests", RetryAfter: time.Second, outcome: outcomeHashBusy}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/authd/authd/internal/store"
 )
@@ -259,11 +258,8 @@ func parseLogin(body jsonObject) (loginRequest, error) {
 	if req.displayName, _, err = body.str("initial_device_display_name"); err != nil {
 		return req, badRequest("M_INVALID_PARAM", "Bad parameter: initial_device_display_name")
 	}
-	if strings.ContainsRune(req.displayName, 0) {
-		return req, badRequest("M_INVALID_PARAM", "initial_device_display_name may not contain NUL")
-	}
-	if utf8.RuneCountInString(req.displayName) > maxDisplayNameLen {
-		return req, badRequest("M_INVALID_PARAM", "initial_device_display_name may not be longer than 256 characters")
+	if err := checkDisplayName("initial_device_display_name", req.displayName); err != nil {
+		return req, err
 	}
 
 	req.who, err = parseIdentity(body)

@@ -35,7 +35,7 @@ const specDir = "testdata/matrix-spec/v1.19"
 // specFiles are the vendored API definitions, one per endpoint group. Each
 // is a standalone OpenAPI 3.1 document whose paths hang off the basePath of
 // its server (/_matrix/client/v3, or /_matrix/client for versions).
-var specFiles = []string{"login.yaml", "logout.yaml", "whoami.yaml", "versions.yaml", "refresh.yaml"}
+var specFiles = []string{"login.yaml", "logout.yaml", "whoami.yaml", "versions.yaml", "refresh.yaml", "device_management.yaml"}
 
 // notMatrix are authd's operations endpoints: they answer outside the
 // Matrix API and their bodies are not Matrix errors.
@@ -179,13 +179,36 @@ func (v *specValidator) operation(method, path string) (*specDoc, *v3high.PathIt
 		if !ok || d.model.Paths == nil {
 			continue
 		}
-		item := d.model.Paths.PathItems.GetOrZero(rest)
-		if item == nil || item.GetOperations().GetOrZero(strings.ToLower(method)) == nil {
-			continue
+		for template, item := range d.model.Paths.PathItems.FromOldest() {
+			if !matchesTemplate(template, rest) || item.GetOperations().GetOrZero(strings.ToLower(method)) == nil {
+				continue
+			}
+			return d, item, template
 		}
-		return d, item, rest
 	}
 	return nil, nil, ""
+}
+
+// matchesTemplate reports whether an escaped request path matches a spec
+// path whose {name} segments stand for one path segment each (%2F inside a
+// segment stays in it).
+func matchesTemplate(template, path string) bool {
+	ts, ps := strings.Split(template, "/"), strings.Split(path, "/")
+	if len(ts) != len(ps) {
+		return false
+	}
+	for i, t := range ts {
+		if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
+			if ps[i] == "" {
+				return false
+			}
+			continue
+		}
+		if t != ps[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // documents reports whether op lists status, as the library matches it:
@@ -225,7 +248,7 @@ func (v *specValidator) validate(req *http.Request, res *http.Response) error {
 		return nil
 	}
 
-	doc, item, specPath := v.operation(req.Method, path)
+	doc, item, specPath := v.operation(req.Method, req.URL.EscapedPath())
 	switch {
 	case doc != nil && documents(item.GetOperations().GetOrZero(strings.ToLower(req.Method)), res.StatusCode):
 		// The library reports against the spec's path, not authd's.
@@ -326,7 +349,7 @@ func TestSpec_RejectsWrongResponses(t *testing.T) {
 		{"UnrecognizedErrcodeNotString", "GET", "/_matrix/client/v3/nope", 404, `{"errcode":404,"error":"Unrecognized request"}`, "errcode"},
 		{"UndocumentedRateLimit", "POST", "/_matrix/client/v3/logout/all", 429, `{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":true}`, "retry_after_ms"},
 		{"OptionsWithBody", "OPTIONS", "/_matrix/client/v3/login", 204, `{}`, "no body"},
-		{"UndocumentedSuccess", "GET", "/_matrix/client/v3/devices", 200, `{"devices":[]}`, "vendor it"},
+		{"UndocumentedSuccess", "GET", "/_matrix/client/v3/sync", 200, `{"next_batch":"s1"}`, "vendor it"},
 		// Forward auth is exempt for its success only.
 		{"VerifyErrorWithoutErrcode", "GET", "/_authd/verify", 401, `{"error":"Missing access token."}`, "errcode"},
 		{"VerifyErrorWithoutMessage", "GET", "/_authd/verify", 503, `{"errcode":"M_UNKNOWN"}`, "error"},
@@ -378,6 +401,9 @@ func TestSpec_Documents(t *testing.T) {
 		{"POST", "/_matrix/client/v1/refresh", "refresh.yaml", "/refresh"},
 		{"POST", "/_matrix/client/r0/refresh", "refresh.yaml", "/refresh"},
 		{"GET", "/_matrix/client/versions", "versions.yaml", "/versions"},
+		{"GET", "/_matrix/client/v3/devices", "device_management.yaml", "/devices"},
+		{"PUT", "/_matrix/client/r0/devices/PHONE", "device_management.yaml", "/devices/{deviceId}"},
+		{"GET", "/_matrix/client/v3/devices/A%2FB", "device_management.yaml", "/devices/{deviceId}"},
 	}
 	for _, r := range routes {
 		doc, _, path := v.operation(r.method, r.path)
@@ -385,7 +411,9 @@ func TestSpec_Documents(t *testing.T) {
 			t.Errorf("%s %s: no operation %s in %s", r.method, r.path, r.wantPath, r.wantFile)
 		}
 	}
-	if doc, _, _ := v.operation("GET", "/_matrix/client/v3/logout"); doc != nil {
-		t.Errorf("GET /logout found an operation in %s", doc.file)
+	for _, path := range []string{"/_matrix/client/v3/logout", "/_matrix/client/v3/devices/A/B", "/_matrix/client/v3/devices/"} {
+		if doc, _, _ := v.operation("GET", path); doc != nil {
+			t.Errorf("GET %s found an operation in %s", path, doc.file)
+		}
 	}
 }

@@ -85,6 +85,18 @@ func (b boundedStore) FindDevice(ctx context.Context, userID, deviceID string) (
 	return b.s.FindDevice(ctx, userID, deviceID)
 }
 
+func (b boundedStore) ListDevices(ctx context.Context, userID string) ([]store.Device, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ListDevices(ctx, userID)
+}
+
+func (b boundedStore) RenameDevice(ctx context.Context, userID, deviceID, displayName string) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.RenameDevice(ctx, userID, deviceID, displayName)
+}
+
 func (b boundedStore) DeleteDevice(ctx context.Context, userID, deviceID string) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
