@@ -108,7 +108,7 @@ var uiaConformance = []conformanceCase{
 	{id: "UI-4", name: "WrongPassword", method: "DELETE", path: v3 + "/devices/TABLET", headers: []string{"Authorization: Bearer {token}"},
 		body:       `{"auth":{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"wrong"}}`,
 		wantStatus: 401, want: withChallenge(map[string]any{"errcode": "M_FORBIDDEN", "error": "Invalid username or password"}),
-		check:      aliceDevicesKept},
+		check: aliceDevicesKept},
 
 	{id: "UI-5", name: "OtherAccount", method: "POST", path: v3 + "/account/deactivate", headers: []string{"Authorization: Bearer {token}"},
 		body:       `{"auth":{"type":"m.login.password","identifier":{"type":"m.id.user","user":"bob"},"password":"bob pw"}}`,
