@@ -283,10 +283,13 @@ export AUTHD_E2E_PYTHON3=$python3
 
 # tests/account.test.mjs: devices, User-Interactive Authentication,
 # password change, deactivation, third-party IDs and login tokens, on an
-# authd of their own (login tokens on, no rate limits, the proxies'
-# 127.0.0.1 trusted), directly and through nginx and Caddy with the shipped
-# configs, each in front of a stand-in homeserver the test serves.
-start_authd account AUTHD_RATELIMIT=off AUTHD_LOGIN_TOKENS=on "${trusted[@]}"
+# authd of their own (login tokens on; every rate limit off but the fixed
+# one login token per user a minute; the proxies' 127.0.0.1 trusted),
+# directly and through nginx and Caddy with the shipped configs, each in
+# front of a stand-in homeserver the test serves.
+start_authd account AUTHD_LOGIN_TOKENS=on AUTHD_RATELIMIT=on AUTHD_RATELIMIT_LOGIN_IP=off \
+	AUTHD_RATELIMIT_LOGIN_FAILED=off AUTHD_RATELIMIT_LOGIN_SUCCESS=off AUTHD_RATELIMIT_REFRESH_IP=off \
+	AUTHD_RATELIMIT_TOKEN_FAILURES=off "${trusted[@]}"
 account_authd=127.0.0.1:$port
 export AUTHD_E2E_ACCOUNT_BASEURL=$url
 account_nginx_port=$(free_port)

@@ -6,16 +6,16 @@
 // `null` body); and the same paths through nginx and Caddy with the shipped
 // configs, where their neighbours must go to the homeserver instead.
 // Everything runs against the authd run.sh starts for this file (login
-// tokens on, no rate limits).
+// tokens on; no rate limit but the one login token per user a minute).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 
-import { accountBaseUrl as baseUrl, accountProxies, mxid, serverName } from "../lib/env.mjs";
+import { accountBaseUrl as baseUrl, accountProxies, mxid, serverName, trustedProxies } from "../lib/env.mjs";
 import { rejectsWith } from "../lib/expect.mjs";
 import { users } from "../lib/fixtures.mjs";
 import { startHomeserver } from "../lib/homeserver.mjs";
-import { request } from "../lib/http.mjs";
+import { fetchFrom, request } from "../lib/http.mjs";
 import { InteractiveAuth, MatrixError, createClient } from "../lib/sdk.mjs";
 
 const { peggy, quinn, rupert, sybil, trent, ursula, victor, walter, xena } = users;
@@ -23,8 +23,10 @@ const nonce = () => randomBytes(6).toString("hex");
 
 // loggedIn returns a client holding a fresh session of the user, logged in
 // with password (the given one, else the fixture's) and extra login fields.
-async function loggedIn(user, { url = baseUrl, password = user.password, ...extra } = {}) {
-    const client = createClient({ baseUrl: url });
+// fetchFn, when given, is the client's fetch (e.g. one from another
+// loopback address).
+async function loggedIn(user, { url = baseUrl, password = user.password, fetchFn, ...extra } = {}) {
+    const client = createClient({ baseUrl: url, ...(fetchFn ? { fetchFn } : {}) });
     const res = await client.login("m.login.password", {
         identifier: { type: "m.id.user", user: user.localpart },
         password,
@@ -107,10 +109,16 @@ async function assertRefused(client) {
 
 // post sends JSON (a string is sent as it is) with an access token.
 function post(path, token, body, method = "POST", url = baseUrl) {
+    const text = typeof body === "string" ? body : JSON.stringify(body);
     return request(`${url}/_matrix/client/v3${path}`, {
         method,
-        headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
-        body: typeof body === "string" ? body : JSON.stringify(body),
+        // Node frames a DELETE's body only with a Content-Length.
+        headers: {
+            "Content-Type": "application/json",
+            "Content-Length": String(Buffer.byteLength(text)),
+            Authorization: `Bearer ${token}`,
+        },
+        body: text,
     });
 }
 
@@ -128,8 +136,7 @@ describe("devices", () => {
         assert.equal("display_name" in byId[phone.deviceId], false, JSON.stringify(byId[phone.deviceId]));
         for (const d of [byId.PEGGYLAPTOP, byId[phone.deviceId]]) {
             assert.ok(Number.isInteger(d.last_seen_ts) && d.last_seen_ts > 0, JSON.stringify(d));
-            assert.equal(typeof d.last_seen_ip, "string", JSON.stringify(d));
-            assert.notEqual(d.last_seen_ip, "");
+            assert.equal(d.last_seen_ip, "127.0.0.1", JSON.stringify(d));
         }
 
         assert.deepEqual(await phone.client.getDevice("PEGGYLAPTOP"), byId.PEGGYLAPTOP);
@@ -314,10 +321,16 @@ describe("login tokens (AUTHD_LOGIN_TOKENS=on)", () => {
         assert.equal((await me.client.getDevice(res.device_id)).display_name, "Ursula's new device");
 
         // The same token again, by the deprecated helper: 403 M_FORBIDDEN.
-        await rejectsWith(createClient({ baseUrl }).loginWithToken(issued.login_token), 403, "M_FORBIDDEN");
+        const used = await rejectsWith(createClient({ baseUrl }).loginWithToken(issued.login_token), 403, "M_FORBIDDEN");
         // A made-up token is refused the same way.
         const made = await rejectsWith(createClient({ baseUrl }).loginWithToken(`x${issued.login_token}`), 403, "M_FORBIDDEN");
-        assert.equal(made.data.errcode, "M_FORBIDDEN");
+        assert.equal(made.data.error, used.data.error);
+
+        // One token per user a minute: the next, password and all, is 429.
+        const limited = await rejectsWith(me.client.requestLoginToken(passwordAuth(ursula)), 429, "M_LIMIT_EXCEEDED");
+        assert.ok(Number.isInteger(limited.data.retry_after_ms), JSON.stringify(limited.data));
+        assert.ok(limited.data.retry_after_ms > 0 && limited.data.retry_after_ms <= 60000, JSON.stringify(limited.data));
+        assert.match(limited.httpHeaders.get("Retry-After") ?? "", /^\d+$/);
     });
 });
 
@@ -391,9 +404,11 @@ describe("User-Interactive Authentication over raw HTTP", () => {
 
 const proxyUsers = { nginx: walter, caddy: xena };
 
-for (const proxy of accountProxies) {
+for (const [i, proxy] of accountProxies.entries()) {
     describe(`through ${proxy.name} (shipped config)`, () => {
         const user = proxyUsers[proxy.name];
+        // A loopback source address per session, distinct per proxy.
+        const from = (n) => `127.0.${30 + i}.${n}`;
         let hs;
         // The requests the stand-in homeserver received whose URL contains s.
         const reached = (s) => hs.requests.filter((r) => r.url.includes(s));
@@ -406,11 +421,18 @@ for (const proxy of accountProxies) {
         });
 
         test("devices, a device deletion with UIA, the password and the email list reach authd", async () => {
-            const me = await loggedIn(user, { url: proxy.url });
-            const other = await loggedIn(user, { url: proxy.url });
+            const me = await loggedIn(user, { url: proxy.url, fetchFn: fetchFrom(from(1)) });
+            const other = await loggedIn(user, { url: proxy.url, fetchFn: fetchFrom(from(2)) });
 
-            const listed = (await me.client.getDevices()).devices.map((d) => d.device_id);
-            assert.ok(listed.includes(other.deviceId), JSON.stringify(listed));
+            const { devices } = await me.client.getDevices();
+            const byId = Object.fromEntries(devices.map((d) => [d.device_id, d]));
+            assert.ok(byId[other.deviceId], JSON.stringify(devices));
+            // authd trusts the proxy's word for the client address (when it
+            // has AUTHD_TRUSTED_PROXIES): each device was seen from its own.
+            if (trustedProxies) {
+                assert.equal(byId[me.deviceId].last_seen_ip, from(1), JSON.stringify(devices));
+                assert.equal(byId[other.deviceId].last_seen_ip, from(2), JSON.stringify(devices));
+            }
             assert.deepEqual(await me.client.setDeviceDetails(other.deviceId, { display_name: `via ${proxy.name}` }), {});
             assert.equal((await me.client.getDevice(other.deviceId)).display_name, `via ${proxy.name}`);
             assert.deepEqual(await me.client.getThreePids(), { threepids: [] });
