@@ -362,7 +362,8 @@ describe("User-Interactive Authentication over raw HTTP", () => {
         assert.equal(first.status, 401, first.text);
         const session = assertChallenge(first.json);
 
-        const wrong = await post(path, me.res.access_token, { auth: passwordAuth(victor, session, "not the password") }, "DELETE");
+        const wrongAuth = passwordAuth(victor, session, "not the password");
+        const wrong = await post(path, me.res.access_token, { auth: wrongAuth }, "DELETE");
         assert.equal(wrong.status, 401, wrong.text);
         assert.equal(assertChallenge(wrong.json, "M_FORBIDDEN"), session);
         assert.equal((await other.client.whoami()).device_id, other.deviceId);
@@ -420,7 +421,7 @@ for (const [i, proxy] of accountProxies.entries()) {
             await hs?.close();
         });
 
-        test("devices, a device deletion with UIA, the password and the email list reach authd", async () => {
+        test("devices, a device deletion with UIA, the password, login tokens and the email list reach authd", async () => {
             const me = await loggedIn(user, { url: proxy.url, fetchFn: fetchFrom(from(1)) });
             const other = await loggedIn(user, { url: proxy.url, fetchFn: fetchFrom(from(2)) });
 
@@ -440,8 +441,10 @@ for (const [i, proxy] of accountProxies.entries()) {
             assert.deepEqual(await withUIA(user, (auth) => me.client.deleteDevice(other.deviceId, auth)), {});
             await assertRefused(other.client);
 
-            // A challenge for the password change comes from authd too.
+            // The challenges for a password change and a login token come
+            // from authd too.
             await challenged(me.client.setPassword(undefined, "never set", false));
+            await challenged(me.client.requestLoginToken(undefined));
 
             for (const p of ["/devices", "/delete_devices", "/account/password", "/account/3pid", "/login"]) {
                 assert.deepEqual(reached(p), [], `the homeserver got ${p}`);
