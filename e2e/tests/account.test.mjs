@@ -112,12 +112,7 @@ function post(path, token, body, method = "POST", url = baseUrl) {
     const text = typeof body === "string" ? body : JSON.stringify(body);
     return request(`${url}/_matrix/client/v3${path}`, {
         method,
-        // Node frames a DELETE's body only with a Content-Length.
-        headers: {
-            "Content-Type": "application/json",
-            "Content-Length": String(Buffer.byteLength(text)),
-            Authorization: `Bearer ${token}`,
-        },
+        headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
         body: text,
     });
 }
