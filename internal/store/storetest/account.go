@@ -134,15 +134,6 @@ func (f *accountFixture) wantBobUntouched(t *testing.T, s store.Store) {
 	wantUIASession(t, s, f.bs1, t1)
 }
 
-// deviceIDs are the IDs of ds.
-func deviceIDs(ds []store.Device) []string {
-	ids := make([]string, len(ds))
-	for i, d := range ds {
-		ids[i] = d.ID
-	}
-	return ids
-}
-
 // wantIDs fails unless got is want, both in order; nil and empty are equal.
 func wantIDs(tb testing.TB, what string, got, want []string) {
 	tb.Helper()
