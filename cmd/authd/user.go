@@ -212,10 +212,10 @@ func runUserDeactivate(ctx context.Context, env *environment, args []string) err
 		return err
 	}
 	defer st.Close()
-	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC()); err != nil {
+	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC(), store.UIAGrant{}); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "deactivated %s; every session revoked\n", u.ID)
+	fmt.Fprintf(env.stdout, "deactivated %s; every session revoked, every email address unbound, the password removed\n", u.ID)
 	return nil
 }
 

@@ -67,7 +67,7 @@ func newFixture(h *harness) fixture {
 	createUser(h, "@alice:example.org", alicePW, store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: "@alice:example.org", AddedAt: h.clock.t})
 	createUser(h, "@bob:example.org", bobPW)
 	createUser(h, "@gone:example.org", gonePW)
-	if err := h.st.DeactivateUser(ctx, "@gone:example.org", h.clock.t); err != nil {
+	if err := h.st.DeactivateUser(ctx, "@gone:example.org", h.clock.t, store.UIAGrant{}); err != nil {
 		h.t.Fatal(err)
 	}
 	return fixture{
@@ -663,7 +663,7 @@ var conformance = []conformanceCase{
 		wantStatus: 401, wantErrcode: "M_UNKNOWN_TOKEN", want: map[string]any{"soft_logout": false}},
 	{id: "A-4", name: "DeactivatedIsNotSoftLogout", method: "GET", path: whoamiPath, headers: []string{"Authorization: Bearer {token}"},
 		setup: func(h *harness, _ fixture) {
-			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t); err != nil {
+			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t, store.UIAGrant{}); err != nil {
 				h.t.Fatal(err)
 			}
 		},

@@ -117,8 +117,8 @@ type SessionStore interface {
 // method the periodic sweep inside serve needs.
 type TokenSweeper interface {
 	// DeleteExpiredTokens deletes access and refresh tokens that expired
-	// before the cutoff, and revoked refresh tokens revoked before it, and
-	// returns how many rows it deleted.
+	// before the cutoff, revoked refresh tokens revoked before it, and UIA
+	// sessions that expired before it, and returns how many rows it deleted.
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
 }
 

@@ -281,6 +281,14 @@ func TestMigrations_Down(t *testing.T) {
 				t.Fatalf("access tokens after 0004 down: %d, want 2", n)
 			}
 		},
+		5: func() {
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'uia_sessions%'`); n != 0 {
+				t.Fatalf("%d uia_sessions relations left after 0005 down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0005 down: %d, want 2", n)
+			}
+		},
 		2: func() {
 			// Back at 0001: the access tokens survive, their new columns
 			// and the refresh tokens do not.

@@ -109,28 +109,6 @@ func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error
 	return nil
 }
 
-// DeactivateUser marks the user deactivated and deletes its devices and
-// tokens (see store.UserStore), in one transaction.
-func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx,
-			`UPDATE users SET deactivated_at = COALESCE(deactivated_at, $2) WHERE user_id = $1`,
-			userID, timestamp(at))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		_, err = deleteDevices(ctx, tx, userID)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: deactivate user: %w", translate(err))
-	}
-	return nil
-}
-
 // AddThreePID binds an address to a user. It returns store.ErrConflict if
 // the address is bound already and store.ErrNotFound if the user does not
 // exist.

@@ -46,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefreshSession", refreshSessionCases},
 		{"ConfirmAccessToken", confirmAccessTokenCases},
 		{"DeleteExpiredTokens", deleteExpiredTokensCases},
+		{"UIASessions", uiaSessionCases},
+		{"DeleteDevices", deleteDevicesCases},
+		{"ChangePassword", changePasswordCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {
@@ -117,7 +120,7 @@ func mustAddThreePID(tb testing.TB, s store.Store, tp store.ThreePID) {
 }
 
 // sentinels are the errors a store may return by contract.
-var sentinels = []error{store.ErrNotFound, store.ErrConflict, store.ErrTokenExpired, store.ErrTokenReplayed}
+var sentinels = []error{store.ErrNotFound, store.ErrConflict, store.ErrTokenExpired, store.ErrTokenReplayed, store.ErrUIASessionGone}
 
 // wantErr fails unless err is want and no other sentinel.
 func wantErr(tb testing.TB, what string, err, want error) {
