@@ -43,6 +43,9 @@ type config struct {
 	// TokenCacheTTL is how long a validated access token is believed
 	// without the database; zero turns the token cache off.
 	TokenCacheTTL time.Duration
+	// UIASessionTTL is how long a User-Interactive Authentication session
+	// lasts.
+	UIASessionTTL time.Duration
 	// ShutdownDelay is how long serve goes on serving after SIGTERM, with
 	// /readyz saying unavailable, before it closes its listeners.
 	ShutdownDelay time.Duration
@@ -335,6 +338,19 @@ var settings = []setting{
 		parse: func(v string, c *config) (err error) {
 			c.Tokens.NonRefreshableTTL, err = parseTTL(v, false)
 			return err
+		},
+	},
+	{
+		env: "AUTHD_UIA_SESSION_TTL", def: "10m", usedBy: forServe,
+		help: "how long a User-Interactive Authentication session lasts (1s to 24h)",
+		doc:  "how long a User-Interactive Authentication session (deleting devices, changing the password, deactivating) lasts from its challenge; each session authorises one operation once",
+		parse: func(v string, c *config) error {
+			d, ok := parseDuration(v, time.Second, 24*time.Hour, false)
+			c.UIASessionTTL = d
+			if !ok {
+				return fmt.Errorf("%q is not a duration from 1s to 24h, such as 10m", v)
+			}
+			return nil
 		},
 	},
 	{

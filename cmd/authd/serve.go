@@ -113,6 +113,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	defer restoreProcs()
 	deps.HashQueueTimeout = cfg.Limits.HashQueueTimeout
 	deps.KnownNetworkTTL = cfg.Limits.KnownNetworkTTL
+	deps.UIASessionTTL = cfg.UIASessionTTL
 	deps.LoginIPLimiter, deps.LoginFailedLimiter = limits.loginIP, limits.loginFailed
 	deps.LoginSuccessLimiter, deps.RefreshIPLimiter = limits.loginSuccess, limits.refreshIP
 	deps.TokenFailureLimiter = limits.tokenFailures

@@ -41,6 +41,12 @@ type Store interface {
 	RenameDevice(ctx context.Context, userID, deviceID, displayName string) error
 	DeleteDevice(ctx context.Context, userID, deviceID string) error
 	DeleteAllDevices(ctx context.Context, userID string) (int, error)
+
+	CreateUIASession(ctx context.Context, s store.UIASession) error
+	FindUIASession(ctx context.Context, h store.TokenHash, now time.Time) (store.UIASession, error)
+	DeleteDevices(ctx context.Context, userID string, deviceIDs []string, g store.UIAGrant) ([]string, error)
+	ChangePassword(ctx context.Context, c store.PasswordChange) ([]string, error)
+	DeactivateUser(ctx context.Context, userID string, at time.Time, g store.UIAGrant) error
 }
 
 // Every store satisfies Store.
@@ -91,6 +97,9 @@ type Deps struct {
 	// is asked, whatever token it sends, unless the token cache holds that
 	// token. nil disables it.
 	TokenFailureLimiter ratelimit.Limiter
+	// UIASessionTTL is how long a User-Interactive Authentication session
+	// lasts from its challenge (defaultUIASessionTTL when zero).
+	UIASessionTTL time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (see
 	// clientIP). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
@@ -235,6 +244,11 @@ func New(d Deps) http.Handler {
 				r.Get("/devices", a.handleListDevices)
 				r.Get("/devices/{deviceId}", a.handleGetDevice)
 				r.Put("/devices/{deviceId}", a.handleRenameDevice)
+				// User-Interactive Authentication guards these (uia.go).
+				r.Delete("/devices/{deviceId}", a.handleDeleteDevice)
+				r.Post("/delete_devices", a.handleDeleteDevices)
+				r.Post("/account/password", a.handleChangePassword)
+				r.Post("/account/deactivate", a.handleDeactivate)
 			})
 		})
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -126,4 +127,91 @@ func checkDisplayName(field, name string) error {
 		return badRequest("M_INVALID_PARAM", field+" may not be longer than 256 characters")
 	}
 	return nil
+}
+
+// maxDeleteDevices bounds the devices list of one POST /delete_devices.
+const maxDeleteDevices = 1000
+
+// handleDeleteDevice handles DELETE /devices/{deviceId}: after
+// User-Interactive Authentication, deletes one device of the caller and
+// every token of it. A device the caller does not have (never had, or
+// deleted already, or another user's) is answered 200 as well, as the spec
+// lists: nothing is deleted. The body may be empty or the JSON null (mautrix
+// sends null before it has an auth dict).
+func (a *api) handleDeleteDevice(w http.ResponseWriter, r *http.Request) {
+	body, err := readOptionalJSONObject(w, r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var ids []string
+	if id, ok := deviceIDParam(r); ok {
+		ids = []string{id}
+	}
+	grant, ok := a.authenticateUIA(w, r, body)
+	if !ok {
+		return
+	}
+	a.deleteDevices(w, r, ids, grant)
+}
+
+// handleDeleteDevices handles POST /delete_devices: after User-Interactive
+// Authentication, deletes the listed devices of the caller, all in one
+// transaction. The list is checked before the challenge; IDs the caller
+// has no device of are ignored, and an empty list deletes nothing.
+func (a *api) handleDeleteDevices(w http.ResponseWriter, r *http.Request) {
+	body, err := readJSONObject(w, r, false)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	ids, err := parseDeviceList(body)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	grant, ok := a.authenticateUIA(w, r, body)
+	if !ok {
+		return
+	}
+	a.deleteDevices(w, r, ids, grant)
+}
+
+// parseDeviceList reads the devices key of a POST /delete_devices body:
+// required, an array of at most maxDeleteDevices strings. IDs no device can
+// have (see deviceIDParam) are dropped.
+func parseDeviceList(body jsonObject) ([]string, error) {
+	if !body.present("devices") {
+		return nil, badRequest("M_MISSING_PARAM", "Missing parameter: devices")
+	}
+	var list []string
+	if err := json.Unmarshal(body["devices"], &list); err != nil {
+		return nil, badRequest("M_BAD_JSON", "devices must be an array of strings")
+	}
+	if len(list) > maxDeleteDevices {
+		return nil, badRequest("M_INVALID_PARAM", "devices may not list more than 1000 devices")
+	}
+	ids := list[:0]
+	for _, id := range list {
+		if id != "" && len(id) <= maxDeviceIDLen && validDeviceID(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// deleteDevices deletes the caller's devices ids under grant, forgets
+// their tokens here at once (other replicas hear of it from the store's
+// revocation notices), and answers 200 {}.
+func (a *api) deleteDevices(w http.ResponseWriter, r *http.Request, ids []string, grant store.UIAGrant) {
+	userID := sessionFrom(r.Context()).AccessToken.UserID
+	deleted, err := a.Store.DeleteDevices(r.Context(), userID, ids, grant)
+	for _, id := range deleted {
+		a.cache.DropDevice(userID, id)
+	}
+	if err != nil {
+		a.writeError(w, r, uiaGrantError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, emptyResponse{})
 }

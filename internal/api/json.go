@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -37,6 +38,31 @@ type jsonObject map[string]json.RawMessage
 // past maxBodyBytes, M_NOT_JSON for bytes that are not JSON (or not UTF-8),
 // M_BAD_JSON for JSON that is not an object.
 func readJSONObject(w http.ResponseWriter, r *http.Request, emptyOK bool) (jsonObject, error) {
+	b, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 && emptyOK {
+		return jsonObject{}, nil
+	}
+	return parseJSONObject(b)
+}
+
+// readOptionalJSONObject reads a body that may be empty, the JSON null, or
+// one JSON object; the first two read as {}. Errors are readJSONObject's.
+func readOptionalJSONObject(w http.ResponseWriter, r *http.Request) (jsonObject, error) {
+	b, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if t := bytes.TrimSpace(b); len(t) == 0 || string(t) == "null" {
+		return jsonObject{}, nil
+	}
+	return parseJSONObject(b)
+}
+
+// readBody reads a request body of at most maxBodyBytes.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -45,9 +71,11 @@ func readJSONObject(w http.ResponseWriter, r *http.Request, emptyOK bool) (jsonO
 		}
 		return nil, err
 	}
-	if len(b) == 0 && emptyOK {
-		return jsonObject{}, nil
-	}
+	return b, nil
+}
+
+// parseJSONObject decodes b, which must be one JSON object.
+func parseJSONObject(b []byte) (jsonObject, error) {
 	if !utf8.Valid(b) || !json.Valid(b) {
 		return nil, errNotJSON
 	}

@@ -348,7 +348,9 @@ func parseIdentity(body jsonObject) (loginIdentity, error) {
 func (a *api) checkPassword(r *http.Request, req loginRequest, u store.User, found bool) (store.User, error) {
 	start := time.Now()
 	defer func() { a.Observer.HashDuration(time.Since(start)) }()
-	if !found {
+	if !found || u.PasswordHash == "" {
+		// Deactivation removes the hash: such an account answers as an
+		// unknown one.
 		a.Hasher.VerifyDummy()
 		return store.User{}, errForbidden
 	}

@@ -108,3 +108,33 @@ func (b boundedStore) DeleteAllDevices(ctx context.Context, userID string) (int,
 	defer cancel()
 	return b.s.DeleteAllDevices(ctx, userID)
 }
+
+func (b boundedStore) CreateUIASession(ctx context.Context, s store.UIASession) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.CreateUIASession(ctx, s)
+}
+
+func (b boundedStore) FindUIASession(ctx context.Context, h store.TokenHash, now time.Time) (store.UIASession, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindUIASession(ctx, h, now)
+}
+
+func (b boundedStore) DeleteDevices(ctx context.Context, userID string, deviceIDs []string, g store.UIAGrant) ([]string, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeleteDevices(ctx, userID, deviceIDs, g)
+}
+
+func (b boundedStore) ChangePassword(ctx context.Context, c store.PasswordChange) ([]string, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ChangePassword(ctx, c)
+}
+
+func (b boundedStore) DeactivateUser(ctx context.Context, userID string, at time.Time, g store.UIAGrant) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeactivateUser(ctx, userID, at, g)
+}
