@@ -250,7 +250,7 @@ func walk(t *testing.T, getenv func(string) string) (secrets []string) {
 	if r := call(t, "GET", base+"/_matrix/client/v3/account/whoami", "", live.str("access_token")); r.status != 401 || r.str("errcode") != "M_UNKNOWN_TOKEN" {
 		t.Fatalf("whoami after deactivation = %d %s", r.status, r.raw)
 	}
-	if r := call(t, "POST", base+"/_matrix/client/v3/login", bodies["legacy"], ""); r.status != 403 || r.str("errcode") != "M_USER_DEACTIVATED" {
+	if r := call(t, "POST", base+"/_matrix/client/v3/login", bodies["legacy"], ""); r.status != 403 || r.str("errcode") != "M_FORBIDDEN" {
 		t.Fatalf("login after deactivation = %d %s", r.status, r.raw)
 	}
 	return secrets

@@ -3,7 +3,11 @@ package api_test
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -66,8 +70,14 @@ func newFixture(h *harness) fixture {
 	ctx := context.Background()
 	createUser(h, "@alice:example.org", alicePW, store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: "@alice:example.org", AddedAt: h.clock.t})
 	createUser(h, "@bob:example.org", bobPW)
-	createUser(h, "@gone:example.org", gonePW)
-	if err := h.st.DeactivateUser(ctx, "@gone:example.org", h.clock.t, store.UIAGrant{}); err != nil {
+	// @gone is marked deactivated and still has its hash: an account
+	// deactivated before deactivation removed hashes (L-6). One deactivated
+	// now has none, and answers as an unknown account (DA-1).
+	hashes, err := fixtureHashes()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.CreateUser(ctx, store.User{ID: "@gone:example.org", PasswordHash: hashes[gonePW], CreatedAt: h.clock.t, DeactivatedAt: h.clock.t}); err != nil {
 		h.t.Fatal(err)
 	}
 	return fixture{
@@ -1008,6 +1018,17 @@ func TestConformance_Coverage(t *testing.T) {
 			t.Errorf("%s has a row but is marked not applicable (%s)", c.id, reason)
 		}
 	}
+	declared := declaredTests(t)
+	for id, tests := range multiStepTests {
+		for _, name := range tests {
+			if !declared[name] {
+				t.Errorf("%s names %s, which no test file of the package declares", id, name)
+			}
+		}
+		if !slices.Contains(got, id) {
+			got = append(got, id)
+		}
+	}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -1054,4 +1075,28 @@ func wantDeviceName(t *testing.T, h *harness, tok, deviceID, name string) {
 	if r.status != 200 || present != (name != "") || (present && got != name) {
 		t.Fatalf("GET /devices/%s = %d %s, want display_name %q", deviceID, r.status, r.raw, name)
 	}
+}
+
+// declaredTests names every top-level Test function of the package's test
+// files.
+func declaredTests(t *testing.T) map[string]bool {
+	t.Helper()
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	fset := gotoken.NewFileSet()
+	for _, f := range files {
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
+				names[fn.Name.Name] = true
+			}
+		}
+	}
+	return names
 }
