@@ -148,11 +148,12 @@ func addThreePID(ctx context.Context, q querier, t store.ThreePID) error {
 	return err
 }
 
-// DeleteThreePID unbinds an address. It returns store.ErrNotFound if it was
-// not bound.
-func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
+// DeleteThreePID unbinds an address from the user. It returns
+// store.ErrNotFound if the address is not bound to that user.
+func (db *DB) DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error {
 	tag, err := db.pool.Exec(ctx,
-		`DELETE FROM user_threepids WHERE medium = $1 AND address = $2`, string(medium), address)
+		`DELETE FROM user_threepids WHERE medium = $1 AND address = $2 AND user_id = $3`,
+		string(medium), address, userID)
 	if err != nil {
 		return fmt.Errorf("postgres: delete threepid: %w", translate(err))
 	}
