@@ -192,10 +192,14 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 func collectUser(row pgx.CollectableRow) (store.User, error) { return scanUser(row) }
 
 // scanUser reads the userColumns of one row.
-func scanUser(row pgx.Row) (store.User, error) {
+func scanUser(row pgx.Row) (store.User, error) { return scanUserAnd(row) }
+
+// scanUserAnd is scanUser for a row that has more columns after the user's,
+// read into more.
+func scanUserAnd(row pgx.Row, more ...any) (store.User, error) {
 	var u store.User
 	var deactivatedAt *time.Time
-	if err := row.Scan(&u.ID, &u.PasswordHash, &u.CreatedAt, &deactivatedAt); err != nil {
+	if err := row.Scan(append([]any{&u.ID, &u.PasswordHash, &u.CreatedAt, &deactivatedAt}, more...)...); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = u.CreatedAt.UTC()

@@ -59,8 +59,8 @@ func (db *DB) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now tim
 	return nil
 }
 
-// DeleteExpiredTokens deletes access and refresh tokens that expired before
-// the cutoff, and refresh tokens revoked before it, in one transaction, and
+// DeleteExpiredTokens deletes access, refresh and login tokens that expired
+// before the cutoff, and refresh tokens revoked before it, in one transaction, and
 // returns how many tokens it deleted. Each statement uses the partial index
 // on its column. It also prunes the revocations table of rows older than
 // revocationRetention by SQLite's clock, the one that wrote them, whatever
@@ -73,6 +73,7 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 			`DELETE FROM access_tokens WHERE expires_at < ?`,
 			`DELETE FROM refresh_tokens WHERE expires_at < ?`,
 			`DELETE FROM refresh_tokens WHERE revoked_at < ?`,
+			`DELETE FROM login_tokens WHERE expires_at < ?`,
 		} {
 			res, err := tx.ExecContext(ctx, q, cutoff)
 			if err != nil {

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefreshSession", refreshSessionCases},
 		{"ConfirmAccessToken", confirmAccessTokenCases},
 		{"DeleteExpiredTokens", deleteExpiredTokensCases},
+		{"LoginTokens", loginTokenCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {
