@@ -41,6 +41,12 @@ type Store interface {
 	RenameDevice(ctx context.Context, userID, deviceID, displayName string) error
 	DeleteDevice(ctx context.Context, userID, deviceID string) error
 	DeleteAllDevices(ctx context.Context, userID string) (int, error)
+
+	ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error)
+	DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error
+
+	CreateLoginToken(ctx context.Context, t store.LoginToken) error
+	ConsumeLoginToken(ctx context.Context, h store.TokenHash, now time.Time) (store.User, error)
 }
 
 // Every store satisfies Store.
@@ -91,6 +97,16 @@ type Deps struct {
 	// is asked, whatever token it sends, unless the token cache holds that
 	// token. nil disables it.
 	TokenFailureLimiter ratelimit.Limiter
+	// LoginTokens turns on m.login.token: POST /login accepts login
+	// tokens and GET /login advertises them. Off, such a login is an
+	// unknown login type.
+	LoginTokens bool
+	// LoginTokenTTL is the lifetime of a login token
+	// (defaultLoginTokenTTL when zero).
+	LoginTokenTTL time.Duration
+	// LoginTokenLimiter limits, per user, the login tokens issued; nil
+	// disables it.
+	LoginTokenLimiter ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (see
 	// clientIP). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
@@ -179,6 +195,9 @@ func New(d Deps) http.Handler {
 	if a.Tokens.AccessTTL <= 0 {
 		a.Tokens.AccessTTL = defaultAccessTTL
 	}
+	if a.LoginTokenTTL <= 0 {
+		a.LoginTokenTTL = defaultLoginTokenTTL
+	}
 	if a.HashConcurrency <= 0 {
 		a.HashConcurrency = runtime.GOMAXPROCS(0)
 	}
@@ -235,6 +254,8 @@ func New(d Deps) http.Handler {
 				r.Get("/devices", a.handleListDevices)
 				r.Get("/devices/{deviceId}", a.handleGetDevice)
 				r.Put("/devices/{deviceId}", a.handleRenameDevice)
+				r.Get("/account/3pid", a.handleListThreePIDs)
+				r.Post("/account/3pid/delete", a.handleDeleteThreePID)
 			})
 		})
 	}

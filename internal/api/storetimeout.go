@@ -108,3 +108,27 @@ func (b boundedStore) DeleteAllDevices(ctx context.Context, userID string) (int,
 	defer cancel()
 	return b.s.DeleteAllDevices(ctx, userID)
 }
+
+func (b boundedStore) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ListThreePIDs(ctx, userID)
+}
+
+func (b boundedStore) DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeleteThreePID(ctx, userID, medium, address)
+}
+
+func (b boundedStore) CreateLoginToken(ctx context.Context, t store.LoginToken) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.CreateLoginToken(ctx, t)
+}
+
+func (b boundedStore) ConsumeLoginToken(ctx context.Context, h store.TokenHash, now time.Time) (store.User, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ConsumeLoginToken(ctx, h, now)
+}

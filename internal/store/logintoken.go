@@ -11,9 +11,9 @@ import (
 type LoginToken struct {
 	Hash   TokenHash
 	UserID string
-	// DeviceID is the device that asked for the token. It is kept for the
-	// audit trail only: the login the token allows makes a device of its
-	// own, and the token does not die with this one.
+	// DeviceID is the device that asked for the token, kept only to record
+	// who asked: the login the token allows makes a device of its own,
+	// and the token does not die with this one.
 	DeviceID  string
 	CreatedAt time.Time
 	ExpiresAt time.Time

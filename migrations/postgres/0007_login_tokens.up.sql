@@ -1,7 +1,7 @@
 -- Login tokens (m.login.token): single-use, short-lived tokens that let a
 -- new client log in as the user who asked for one. Stored only as the
 -- SHA-256 of the token, like access tokens. device_id names the device that
--- asked for the token, for the audit trail only: the token outlives it if
+-- asked for the token, only to record who asked: the token outlives it if
 -- it is deleted, and the login makes a device of its own.
 CREATE TABLE login_tokens (
     token_hash BYTEA PRIMARY KEY CHECK (octet_length(token_hash) = 32),
