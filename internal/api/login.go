@@ -71,7 +71,7 @@ type baseURL struct {
 type loginRequest struct {
 	who          loginIdentity
 	password     string
-	tokenLogin   bool   // m.login.token: loginToken names the user, who is empty
+	tokenLogin   bool // m.login.token: loginToken names the user, who is empty
 	loginToken   string
 	deviceID     string // "" when the client did not choose one
 	displayName  string
