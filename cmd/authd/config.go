@@ -30,6 +30,9 @@ type config struct {
 	RateLimit     bool
 	PublicBaseURL string
 	Tokens        api.TokenPolicy
+	// LoginTokens turns m.login.token on; LoginTokenTTL is its lifetime.
+	LoginTokens   bool
+	LoginTokenTTL time.Duration
 	Limits        limits
 	Pepper        []byte
 	ServeVersions bool
@@ -351,6 +354,24 @@ var settings = []setting{
 				return fmt.Errorf("%q is not a duration from 1s to 24h, such as 10m", v)
 			}
 			return nil
+		},
+	},
+	{
+		env: "AUTHD_LOGIN_TOKENS", def: "off", usedBy: forServe,
+		help: "single-use login tokens, m.login.token (on|off)",
+		doc:  "accept single-use login tokens (`m.login.token`) at `/login` and advertise them in `GET /login`; a logged-in client asks for one to log a new device in without the password",
+		parse: func(v string, c *config) (err error) {
+			c.LoginTokens, err = parseOnOff(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_LOGIN_TOKEN_TTL", def: "120s", usedBy: forServe,
+		help: "lifetime of a login token",
+		doc:  "lifetime of a login token (a Go duration, at least `1s`; the spec recommends two minutes)",
+		parse: func(v string, c *config) (err error) {
+			c.LoginTokenTTL, err = parseTTL(v, true)
+			return err
 		},
 	},
 	{

@@ -117,6 +117,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	deps.LoginIPLimiter, deps.LoginFailedLimiter = limits.loginIP, limits.loginFailed
 	deps.LoginSuccessLimiter, deps.RefreshIPLimiter = limits.loginSuccess, limits.refreshIP
 	deps.TokenFailureLimiter = limits.tokenFailures
+	deps.LoginTokens, deps.LoginTokenTTL = cfg.LoginTokens, cfg.LoginTokenTTL
+	deps.LoginTokenLimiter = limits.loginTokens
 	var handler swapHandler
 	handler.set(api.NewUnavailable(deps))
 

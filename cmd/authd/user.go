@@ -284,20 +284,15 @@ func runUserEmail(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "bound %s to %s\n", addr, u.ID)
 		return nil
 	}
-	tps, err := st.ListThreePIDs(ctx, u.ID)
+	err = st.DeleteThreePID(ctx, u.ID, store.MediumEmail, addr)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("email %s is not bound to %s", addr, u.ID)
+	}
 	if err != nil {
 		return err
 	}
-	for _, t := range tps {
-		if t.Medium == store.MediumEmail && t.Address == addr {
-			if err := st.DeleteThreePID(ctx, store.MediumEmail, addr); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.stdout, "unbound %s from %s\n", addr, u.ID)
-			return nil
-		}
-	}
-	return fmt.Errorf("email %s is not bound to %s", addr, u.ID)
+	fmt.Fprintf(env.stdout, "unbound %s from %s\n", addr, u.ID)
+	return nil
 }
 
 // newUserID builds the ID of a new user from a localpart (or a full ID on

@@ -12,6 +12,7 @@ import (
 // server anything else bound one at.
 const unbindNoSupport = "no-support"
 
+// unbindResponse answers deactivation and POST /account/3pid/delete.
 type unbindResponse struct {
 	IDServerUnbindResult string `json:"id_server_unbind_result"`
 }

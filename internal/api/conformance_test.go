@@ -988,7 +988,7 @@ func TestConformance_Coverage(t *testing.T) {
 	}
 	// A requirement is a table row "| ID | requirement | spec |"; one whose
 	// text says "Not applicable" has no row here, by design.
-	rowRE := regexp.MustCompile(`(?m)^\| *([A-Z]+-[0-9]+) *\|(.*)$`)
+	rowRE := regexp.MustCompile(`(?m)^\| *([0-9A-Z]+-[0-9]+) *\|(.*)$`)
 	var want, notApplicableOnPage []string
 	for _, m := range rowRE.FindAllStringSubmatch(string(page), -1) {
 		if strings.Contains(m[2], "Not applicable") {

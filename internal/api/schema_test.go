@@ -35,7 +35,7 @@ const specDir = "testdata/matrix-spec/v1.19"
 // specFiles are the vendored API definitions, one per endpoint group. Each
 // is a standalone OpenAPI 3.1 document whose paths hang off the basePath of
 // its server (/_matrix/client/v3, or /_matrix/client for versions).
-var specFiles = []string{"login.yaml", "logout.yaml", "whoami.yaml", "versions.yaml", "refresh.yaml", "device_management.yaml", "password_management.yaml", "account_deactivation.yaml"}
+var specFiles = []string{"login.yaml", "logout.yaml", "whoami.yaml", "versions.yaml", "refresh.yaml", "device_management.yaml", "password_management.yaml", "account_deactivation.yaml", "administrative_contact.yaml", "login_token.yaml"}
 
 // notMatrix are authd's operations endpoints: they answer outside the
 // Matrix API and their bodies are not Matrix errors.

@@ -38,6 +38,11 @@ type AccountTx interface {
 	DeleteUIASessions(ctx context.Context, userID string) error
 	// DeleteThreePIDs unbinds every third-party ID of the user.
 	DeleteThreePIDs(ctx context.Context, userID string) error
+	// InsertLoginToken stores a login token.
+	InsertLoginToken(ctx context.Context, t LoginToken) error
+	// DeleteLoginTokens deletes every login token of the user and returns
+	// how many it deleted.
+	DeleteLoginTokens(ctx context.Context, userID string) (int, error)
 }
 
 // ConsumeGrant consumes g's session inside tx, or does nothing for the zero
@@ -105,9 +110,12 @@ func WritePasswordChange(ctx context.Context, tx AccountTx, c PasswordChange) ([
 	if !ok {
 		return nil, ErrNotFound
 	}
-	// A session started under the old password must not authorise
-	// anything under the new one.
+	// A session started, or a login token issued, under the old password
+	// must not authorise anything under the new one.
 	if err := tx.DeleteUIASessions(ctx, c.UserID); err != nil {
+		return nil, err
+	}
+	if _, err := tx.DeleteLoginTokens(ctx, c.UserID); err != nil {
 		return nil, err
 	}
 	deleted := []string{}
@@ -156,10 +164,23 @@ func WriteDeactivation(ctx context.Context, tx AccountTx, userID string, at time
 	if err := tx.DeleteThreePIDs(ctx, userID); err != nil {
 		return err
 	}
+	if _, err := tx.DeleteLoginTokens(ctx, userID); err != nil {
+		return err
+	}
 	// Without a hash no password logs in: the account cannot come back
 	// through a password, whatever later code makes of the deactivated
 	// mark. The column is NOT NULL; "" is no hash (see
 	// FindPasswordHashPrefixes).
 	_, err = tx.UpdatePasswordHash(ctx, userID, "")
 	return err
+}
+
+// WriteLoginToken applies the rule of LoginTokenStore.CreateLoginToken
+// inside tx: the grant is consumed, then the token stored. It returns
+// ErrUIASessionGone, or tx's error; then the caller rolls tx back.
+func WriteLoginToken(ctx context.Context, tx AccountTx, t LoginToken, g UIAGrant) error {
+	if err := ConsumeGrant(ctx, tx, t.UserID, g); err != nil {
+		return err
+	}
+	return tx.InsertLoginToken(ctx, t)
 }

@@ -116,9 +116,9 @@ type SessionStore interface {
 // TokenSweeper deletes tokens nobody can use any more. It is the one
 // method the periodic sweep inside serve needs.
 type TokenSweeper interface {
-	// DeleteExpiredTokens deletes access and refresh tokens that expired
-	// before the cutoff, revoked refresh tokens revoked before it, and UIA
-	// sessions that expired before it, and returns how many rows it deleted.
+	// DeleteExpiredTokens deletes access, refresh and login tokens and UIA
+	// sessions that expired before the cutoff, and revoked refresh tokens
+	// revoked before it, and returns how many rows it deleted.
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
 }
 

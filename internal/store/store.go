@@ -29,6 +29,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	AccountStore
+	LoginTokenStore
 	TokenSweeper
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

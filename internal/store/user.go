@@ -73,8 +73,10 @@ type UserStore interface {
 	// AddThreePID binds an address to a user. It returns ErrConflict if the
 	// address is bound already and ErrNotFound if the user does not exist.
 	AddThreePID(ctx context.Context, t ThreePID) error
-	// DeleteThreePID unbinds an address. It returns ErrNotFound if it was not bound.
-	DeleteThreePID(ctx context.Context, medium Medium, address string) error
+	// DeleteThreePID unbinds an address from the user. It returns
+	// ErrNotFound, and deletes nothing, if the address is not bound to
+	// that user (bound to another, or to nobody).
+	DeleteThreePID(ctx context.Context, userID string, medium Medium, address string) error
 	// ListThreePIDs returns the addresses bound to a user, ordered by medium
 	// and address.
 	ListThreePIDs(ctx context.Context, userID string) ([]ThreePID, error)

@@ -56,10 +56,11 @@ func (db *DB) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now tim
 	return nil
 }
 
-// DeleteExpiredTokens deletes access and refresh tokens that expired before
-// the cutoff, refresh tokens revoked before it, and UIA sessions that
-// expired before it, and returns how many rows it deleted. Each statement
-// runs on its own and uses the index on its column; rows that a login or refresh holds locked right now are
+// DeleteExpiredTokens deletes access, refresh and login tokens and UIA
+// sessions that expired before the cutoff, and refresh tokens revoked before
+// it, and returns how many rows it deleted. Each statement runs on its own
+// and uses the index on its column; rows that a login or refresh holds
+// locked right now are
 // skipped, left for the next sweep, so that the sweep never waits for (or
 // deadlocks with) a request. On error the count is of the rows deleted
 // before it.
@@ -75,6 +76,8 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 		 (SELECT id FROM refresh_tokens WHERE revoked_at < $1 FOR UPDATE SKIP LOCKED)`,
 		`DELETE FROM uia_sessions WHERE session_hash IN
 		 (SELECT session_hash FROM uia_sessions WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)`,
+		`DELETE FROM login_tokens WHERE token_hash IN
+		 (SELECT token_hash FROM login_tokens WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)`,
 	} {
 		tag, err := db.pool.Exec(ctx, q, cutoff)
 		if err != nil {

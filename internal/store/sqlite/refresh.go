@@ -59,10 +59,11 @@ func (db *DB) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now tim
 	return nil
 }
 
-// DeleteExpiredTokens deletes access and refresh tokens that expired before
-// the cutoff, refresh tokens revoked before it, and UIA sessions that
-// expired before it, in one transaction, and returns how many rows it
-// deleted. Each statement uses the index on its column. It also prunes the revocations table of rows older than
+// DeleteExpiredTokens deletes access, refresh and login tokens and UIA
+// sessions that expired before the cutoff, and refresh tokens revoked before
+// it, in one transaction, and returns how many rows it deleted. Each
+// statement uses the index on its column. It also prunes the revocations
+// table of rows older than
 // revocationRetention by SQLite's clock, the one that wrote them, whatever
 // the cutoff; those are not counted.
 func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
@@ -74,6 +75,7 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 			`DELETE FROM refresh_tokens WHERE expires_at < ?`,
 			`DELETE FROM refresh_tokens WHERE revoked_at < ?`,
 			`DELETE FROM uia_sessions WHERE expires_at < ?`,
+			`DELETE FROM login_tokens WHERE expires_at < ?`,
 		} {
 			res, err := tx.ExecContext(ctx, q, cutoff)
 			if err != nil {

@@ -120,11 +120,12 @@ func addThreePID(ctx context.Context, q querier, t store.ThreePID) error {
 	return err
 }
 
-// DeleteThreePID unbinds an address. It returns store.ErrNotFound if it was
-// not bound.
-func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
+// DeleteThreePID unbinds an address from the user. It returns
+// store.ErrNotFound if the address is not bound to that user.
+func (db *DB) DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error {
 	res, err := db.db.ExecContext(ctx,
-		`DELETE FROM user_threepids WHERE medium = ? AND address = ?`, string(medium), address)
+		`DELETE FROM user_threepids WHERE medium = ? AND address = ? AND user_id = ?`,
+		string(medium), address, userID)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete threepid: %w", translate(err))
 	}

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UIASessions", uiaSessionCases},
 		{"DeleteDevices", deleteDevicesCases},
 		{"ChangePassword", changePasswordCases},
+		{"LoginTokens", loginTokenCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {

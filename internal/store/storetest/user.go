@@ -459,7 +459,7 @@ var deleteThreePIDCases = []testCase{
 		kept := store.ThreePID{Medium: store.MediumEmail, Address: "new@example.org", UserID: alice, AddedAt: t1}
 		mustAddThreePID(t, s, gone)
 		mustAddThreePID(t, s, kept)
-		if err := s.DeleteThreePID(t.Context(), gone.Medium, gone.Address); err != nil {
+		if err := s.DeleteThreePID(t.Context(), alice, gone.Medium, gone.Address); err != nil {
 			t.Fatalf("DeleteThreePID: %v", err)
 		}
 		_, err := s.FindUserByThreePID(t.Context(), gone.Medium, gone.Address)
@@ -472,11 +472,25 @@ var deleteThreePIDCases = []testCase{
 		mustCreateUser(t, s, newUser(alice))
 		tp := store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: alice, AddedAt: t0}
 		mustAddThreePID(t, s, tp)
-		err := s.DeleteThreePID(t.Context(), store.MediumEmail, "bob@example.org")
+		err := s.DeleteThreePID(t.Context(), alice, store.MediumEmail, "bob@example.org")
 		wantErr(t, "DeleteThreePID of an unbound address", err, store.ErrNotFound)
-		err = s.DeleteThreePID(t.Context(), store.MediumMSISDN, "alice@example.org")
+		err = s.DeleteThreePID(t.Context(), alice, store.MediumMSISDN, "alice@example.org")
 		wantErr(t, "DeleteThreePID under another medium", err, store.ErrNotFound)
 		wantThreePIDs(t, "ListThreePIDs", listThreePIDs(t, s, alice), []store.ThreePID{tp})
+	}},
+	{"OtherUsersAddress", func(t *testing.T, s store.Store) {
+		mustCreateUser(t, s, newUser(alice))
+		mustCreateUser(t, s, newUser(bob))
+		tp := store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: alice, AddedAt: t0}
+		mustAddThreePID(t, s, tp)
+		err := s.DeleteThreePID(t.Context(), bob, tp.Medium, tp.Address)
+		wantErr(t, "DeleteThreePID of another user's address", err, store.ErrNotFound)
+		err = s.DeleteThreePID(t.Context(), "@nobody:example.org", tp.Medium, tp.Address)
+		wantErr(t, "DeleteThreePID for an unknown user", err, store.ErrNotFound)
+		wantThreePIDs(t, "ListThreePIDs of the owner", listThreePIDs(t, s, alice), []store.ThreePID{tp})
+		if u, err := s.FindUserByThreePID(t.Context(), tp.Medium, tp.Address); err != nil || u.ID != alice {
+			t.Fatalf("FindUserByThreePID after the refused delete = %+v, %v; want %s", u, err, alice)
+		}
 	}},
 }
 
