@@ -28,6 +28,7 @@ var ErrUnavailable = errors.New("database unavailable")
 type Store interface {
 	UserStore
 	SessionStore
+	LastSeenStore
 	TokenSweeper
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
