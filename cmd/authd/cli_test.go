@@ -113,7 +113,9 @@ func TestServe_RefusesOldSchema(t *testing.T) {
 	wantErr(t, err, "run `authd migrate up` or set AUTHD_MIGRATE=true")
 	_, _, err = runCLI(t, getenv, "pw\n", "user", "create", "erin", "--password-stdin")
 	wantErr(t, err, "authd migrate up")
-	if out := mustCLI(t, getenv, "", "migrate", "version"); out != "schema version 0 of 4 (behind: run `authd migrate up`)\n" {
+	// Whatever the latest version is: it grows with every migration.
+	if out := mustCLI(t, getenv, "", "migrate", "version"); !strings.HasPrefix(out, "schema version 0 of ") ||
+		!strings.HasSuffix(out, " (behind: run `authd migrate up`)\n") {
 		t.Fatalf("migrate version printed %q", out)
 	}
 }
