@@ -52,6 +52,11 @@ type config struct {
 	// ShutdownDelay is how long serve goes on serving after SIGTERM, with
 	// /readyz saying unavailable, before it closes its listeners.
 	ShutdownDelay time.Duration
+	// LastSeenInterval is how often the devices' last sightings are
+	// written; zero records none (last seen is then the last login).
+	LastSeenInterval time.Duration
+	// LastSeenIP keeps the client address a device was last seen from.
+	LastSeenIP bool
 }
 
 // limits are the abuse-resistance settings.
@@ -476,6 +481,32 @@ var settings = []setting{
 				return fmt.Errorf("%q is not a duration from 0 to 1m, such as 5s", v)
 			}
 			return nil
+		},
+	},
+	{
+		env: "AUTHD_LAST_SEEN_INTERVAL", def: "1m", usedBy: forServe,
+		help: "how often the devices' last-seen times and addresses are written, 1s to 1h (off: last seen is the last login)",
+		doc:  "how often `serve` writes when, and from which address, each device was last seen (`1s` to `1h`), as `GET /devices` shows it: each request only updates memory, and the sightings of an interval are written in batches (and once more at shutdown). `off` records no use, only logins. See [operations](operations.md#last-seen)",
+		parse: func(v string, c *config) error {
+			if v == "off" || v == "0" {
+				c.LastSeenInterval = 0
+				return nil
+			}
+			d, ok := parseDuration(v, time.Second, time.Hour, false)
+			c.LastSeenInterval = d
+			if !ok {
+				return fmt.Errorf("%q is not off or a duration from 1s to 1h, such as 1m", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_LAST_SEEN_IP", def: "on", usedBy: forServe,
+		help: "keep the client address each device was last seen from (on|off)",
+		doc:  "keep the client address (after `AUTHD_TRUSTED_PROXIES`) each device was last seen from, shown to its user as `last_seen_ip`; `off` keeps none (an address is personal data), and each device's stored address is cleared at its next login or sighting",
+		parse: func(v string, c *config) (err error) {
+			c.LastSeenIP, err = parseOnOff(v)
+			return err
 		},
 	},
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authd/authd/internal/api"
+	"github.com/authd/authd/internal/lastseen"
 	"github.com/authd/authd/internal/metrics"
 	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/store"
@@ -108,6 +109,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		deps.Metrics = m.Handler()
 	}
 	deps.TrustedProxies = cfg.Limits.TrustedProxies
+	deps.LastSeenIP = cfg.LastSeenIP
 	var restoreProcs func()
 	deps.HashConcurrency, restoreProcs = reserveProc(cfg.Limits.HashConcurrency)
 	defer restoreProcs()
@@ -193,6 +195,20 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			defer func() { // before st.Close
 				stopFeed()
 				feeding.Wait()
+			}()
+		}
+		if cfg.LastSeenInterval > 0 {
+			rec := lastseen.New(st, lastseen.Options{Interval: cfg.LastSeenInterval, Logger: log})
+			deps.LastSeen = rec
+			recordCtx, stopRecording := context.WithCancel(context.Background())
+			var recording sync.WaitGroup
+			recording.Go(func() { rec.Run(recordCtx) })
+			// Deferred after st.Close, so run before it, and after
+			// shutdown has drained the requests: the last write has
+			// every sighting.
+			defer func() {
+				stopRecording()
+				recording.Wait()
 			}()
 		}
 		handler.set(api.New(deps))

@@ -118,6 +118,14 @@ type Deps struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (see
 	// clientIP). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// LastSeen, when set, is told of every request whose access token is
+	// accepted (every authenticated route and /_authd/verify); nil records
+	// nothing (a device's last-seen time is then its last login).
+	LastSeen LastSeenRecorder
+	// LastSeenIP keeps the client's address (see clientIP) as the
+	// device's last-seen address, at login and in what LastSeen is told;
+	// false keeps none.
+	LastSeenIP bool
 	// HashConcurrency bounds the password checks that run at once
 	// (GOMAXPROCS when zero); a login that waits HashQueueTimeout
 	// (defaultHashQueueTimeout when zero) for a slot is answered 429.

@@ -205,6 +205,7 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 			DisplayName: req.displayName,
 			CreatedAt:   now,
 			LastSeenAt:  now,
+			LastSeenIP:  a.lastSeenIP(r),
 		},
 		AccessToken: pair.accessRow(u.ID, deviceID),
 	}

@@ -30,6 +30,7 @@ type Store interface {
 	SessionStore
 	AccountStore
 	LoginTokenStore
+	LastSeenStore
 	TokenSweeper
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -153,10 +153,11 @@ func (t tokenTx) LockAccessToken(ctx context.Context, h store.TokenHash) (store.
 // last one's token is the only one left.
 func (t tokenTx) UpsertDevice(ctx context.Context, d store.Device) error {
 	_, err := t.tx.Exec(ctx,
-		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
-		 VALUES ($1, $2, $3, $4, $5)
-		 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at`,
-		d.UserID, d.ID, d.DisplayName, timestamp(d.CreatedAt), timestamp(d.LastSeenAt))
+		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at, last_seen_ip)
+		 VALUES ($1, $2, $3, $4, $5, $6)
+		 ON CONFLICT (user_id, device_id) DO UPDATE
+		 SET last_seen_at = EXCLUDED.last_seen_at, last_seen_ip = EXCLUDED.last_seen_ip`,
+		d.UserID, d.ID, d.DisplayName, timestamp(d.CreatedAt), timestamp(d.LastSeenAt), d.LastSeenIP)
 	return err
 }
 

@@ -47,7 +47,7 @@ func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (
 }
 
 // deviceColumns are the columns scanDevice reads, in its order.
-const deviceColumns = `user_id, device_id, display_name, created_at, last_seen_at`
+const deviceColumns = `user_id, device_id, display_name, created_at, last_seen_at, last_seen_ip`
 
 // FindDevice returns one device of a user, or store.ErrNotFound.
 func (db *DB) FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error) {
@@ -122,7 +122,7 @@ func deleteDevices(ctx context.Context, q querier, userID string) (int, error) {
 // scanDevice reads the deviceColumns of one row.
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var d store.Device
-	if err := row.Scan(&d.UserID, &d.ID, &d.DisplayName, &d.CreatedAt, &d.LastSeenAt); err != nil {
+	if err := row.Scan(&d.UserID, &d.ID, &d.DisplayName, &d.CreatedAt, &d.LastSeenAt, &d.LastSeenIP); err != nil {
 		return store.Device{}, err
 	}
 	d.CreatedAt = d.CreatedAt.UTC()

@@ -136,10 +136,11 @@ func (t tokenTx) LockAccessToken(ctx context.Context, h store.TokenHash) (store.
 // UpsertDevice inserts or touches the device.
 func (t tokenTx) UpsertDevice(ctx context.Context, d store.Device) error {
 	_, err := t.tx.ExecContext(ctx,
-		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
-		 VALUES (?, ?, ?, ?, ?)
-		 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at`,
-		d.UserID, d.ID, d.DisplayName, micros(d.CreatedAt), micros(d.LastSeenAt))
+		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at, last_seen_ip)
+		 VALUES (?, ?, ?, ?, ?, ?)
+		 ON CONFLICT (user_id, device_id) DO UPDATE
+		 SET last_seen_at = excluded.last_seen_at, last_seen_ip = excluded.last_seen_ip`,
+		d.UserID, d.ID, d.DisplayName, micros(d.CreatedAt), micros(d.LastSeenAt), d.LastSeenIP)
 	return err
 }
 

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteDevice", deleteDeviceCases},
 		{"DeleteAllDevices", deleteAllDevicesCases},
 		{"CountActiveSessions", countActiveSessionsCases},
+		{"RecordLastSeen", recordLastSeenCases},
 		{"RefreshSession", refreshSessionCases},
 		{"ConfirmAccessToken", confirmAccessTokenCases},
 		{"DeleteExpiredTokens", deleteExpiredTokensCases},
@@ -172,7 +173,8 @@ func wantThreePIDs(tb testing.TB, what string, got, want []store.ThreePID) {
 func wantDevice(tb testing.TB, what string, got, want store.Device) {
 	tb.Helper()
 	if got.UserID != want.UserID || got.ID != want.ID || got.DisplayName != want.DisplayName ||
-		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.LastSeenAt, want.LastSeenAt) {
+		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.LastSeenAt, want.LastSeenAt) ||
+		got.LastSeenIP != want.LastSeenIP {
 		tb.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }
