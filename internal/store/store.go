@@ -29,6 +29,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	TokenSweeper
+	OutboxStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -34,6 +34,20 @@ func TestDB(t *testing.T) {
 	})
 }
 
+func TestDB_Outbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T, on bool, written func()) store.Store {
+		var opts []postgres.Option
+		if on {
+			opts = append(opts, postgres.Outbox(written))
+		}
+		db, _ := newDB(t, opts...)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		return db
+	})
+}
+
 // TestDB_LinguisticCollation runs the suite with the text columns in a
 // linguistic collation, as in a database created with a locale such as
 // en_US.UTF-8 (the test cluster's C.UTF-8 already orders bytewise). The
