@@ -1,0 +1,452 @@
+package outbox_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/authd/authd/internal/outbox"
+	"github.com/authd/authd/internal/pgtest"
+	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/postgres"
+	"github.com/authd/authd/internal/store/sqlite"
+)
+
+const (
+	alice = "@alice:example.org"
+	bob   = "@bob:example.org"
+)
+
+var (
+	t0     = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	secret = []byte("a shared secret for the test")
+)
+
+// idleWait is the deliverer's poll interval in these tests: a wait this
+// long never ends by itself (fakeClock), so an idle deliverer wakes only
+// when its store kicks it.
+const idleWait = time.Hour
+
+// fakeClock is the deliverer's time, moved by the test: a wait of
+// idleWait or more never ends (the deliverer is idle until kicked); a
+// shorter one (a backoff) ends when the test allows it, the clock moved on
+// by it.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	budget  int // backoffs that may end at once
+	pending chan time.Time
+	pendD   time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	if d >= idleWait {
+		return ch
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending, c.pendD = ch, d
+	c.release()
+	return ch
+}
+
+// allow lets n more backoffs end: the one waited for now, if any, and the
+// next ones.
+func (c *fakeClock) allow(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.budget += n
+	c.release()
+}
+
+// release ends the pending wait if the budget allows.
+func (c *fakeClock) release() {
+	if c.pending == nil || c.budget == 0 {
+		return
+	}
+	c.budget--
+	c.now = c.now.Add(c.pendD)
+	c.pending <- c.now
+	c.pending = nil
+}
+
+// delivery is one request the receiver answered.
+type delivery struct {
+	eventID string
+	body    struct {
+		EventID   string `json:"event_id"`
+		Type      string `json:"type"`
+		UserID    string `json:"user_id"`
+		CreatedAt string `json:"created_at"`
+		Content   struct {
+			UserID    string   `json:"user_id"`
+			DeviceIDs []string `json:"device_ids"`
+			Reason    string   `json:"reason"`
+		} `json:"content"`
+	}
+	accepted bool
+}
+
+// receiver is the homeserver's end: it checks every request's signature,
+// answers 503 while down and 204 when up, and records what it answered.
+type receiver struct {
+	tb       testing.TB
+	up       atomic.Bool
+	mu       sync.Mutex
+	got      []delivery
+	// answered receives a value (if none is waiting) after each request
+	// answered: "look again".
+	answered chan struct{}
+}
+
+func newReceiver(tb testing.TB) (*receiver, *httptest.Server) {
+	r := &receiver{tb: tb, answered: make(chan struct{}, 1)}
+	srv := httptest.NewServer(r)
+	tb.Cleanup(srv.Close)
+	return r, srv
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		r.tb.Errorf("receiver: read body: %v", err)
+		return
+	}
+	ts := req.Header.Get(outbox.HeaderTimestamp)
+	sig, ok := strings.CutPrefix(req.Header.Get(outbox.HeaderSignature), "sha256=")
+	// The receiver's own check, as docs/homeserver-events.md describes it.
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "." + string(body)))
+	if !ok || !hmac.Equal([]byte(sig), []byte(hex.EncodeToString(mac.Sum(nil)))) {
+		r.tb.Errorf("receiver: bad signature %q over %q", req.Header.Get(outbox.HeaderSignature), body)
+	}
+	if req.Method != http.MethodPost || req.Header.Get("Content-Type") != "application/json" {
+		r.tb.Errorf("receiver: %s with Content-Type %q", req.Method, req.Header.Get("Content-Type"))
+	}
+	var d delivery
+	d.eventID = req.Header.Get(outbox.HeaderEventID)
+	if err := json.Unmarshal(body, &d.body); err != nil {
+		r.tb.Errorf("receiver: body %q: %v", body, err)
+	}
+	if d.eventID == "" || d.eventID != d.body.EventID {
+		r.tb.Errorf("receiver: header event ID %q, body's %q", d.eventID, d.body.EventID)
+	}
+	d.accepted = r.up.Load()
+	r.mu.Lock()
+	r.got = append(r.got, d)
+	r.mu.Unlock()
+	if d.accepted {
+		w.WriteHeader(http.StatusNoContent)
+	} else {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "down for maintenance, and this body is not logged")
+	}
+	select {
+	case r.answered <- struct{}{}:
+	default:
+	}
+}
+
+// deliveries returns what the receiver answered so far.
+func (r *receiver) deliveries() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+// waitAnswered waits until the receiver has answered n requests in all.
+func (r *receiver) waitAnswered(tb testing.TB, n int) {
+	tb.Helper()
+	for len(r.deliveries()) < n {
+		r.wait(tb)
+	}
+}
+
+// wait waits for the next request answered.
+func (r *receiver) wait(tb testing.TB) {
+	tb.Helper()
+	select {
+	case <-r.answered:
+	case <-time.After(time.Minute): // a hang guard, not a timing
+		tb.Fatalf("receiver: no request")
+	}
+}
+
+// waitAccepted waits until the receiver has accepted every event of ids.
+func (r *receiver) waitAccepted(tb testing.TB, ids []string) {
+	tb.Helper()
+	for {
+		accepted := map[string]bool{}
+		for _, d := range r.deliveries() {
+			if d.accepted {
+				accepted[d.eventID] = true
+			}
+		}
+		if len(accepted) == len(ids) {
+			for _, id := range ids {
+				if !accepted[id] {
+					tb.Fatalf("receiver accepted %v, want %v", accepted, ids)
+				}
+			}
+			return
+		}
+		r.wait(tb)
+	}
+}
+
+// running is a Deliverer's Run in its goroutine.
+type running struct {
+	stop func()
+	done chan error
+}
+
+func start(st store.OutboxStore, cfg outbox.Config, kick *atomic.Pointer[outbox.Deliverer]) running {
+	d := outbox.New(st, cfg)
+	kick.Store(d)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := running{stop: cancel, done: make(chan error, 1)}
+	go func() { r.done <- d.Run(ctx) }()
+	return r
+}
+
+// halt stops the deliverer and waits for Run to return.
+func (r running) halt(tb testing.TB) {
+	tb.Helper()
+	r.stop()
+	if err := <-r.done; err != nil {
+		tb.Fatalf("Run: %v", err)
+	}
+}
+
+// fixture is a store that can be closed and opened again on the same
+// database, as a restarted process would.
+type fixture struct {
+	// open opens (and migrates) the database with the outbox on, calling
+	// written after each commit that wrote events.
+	open func(tb testing.TB, written func()) store.Store
+}
+
+// TestDeliverer_ReceiverDownAcrossRestart is the outbox's promise: with the
+// receiver down for a while, and authd restarted meanwhile, every device
+// deletion (logout, logout/all, refresh replay) reaches the receiver, at
+// least once, named by an event ID to deduplicate on, in order per user,
+// signed.
+func TestDeliverer_ReceiverDownAcrossRestart(t *testing.T) {
+	t.Run("SQLite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "authd.db")
+		runReceiverDownAcrossRestart(t, fixture{open: func(tb testing.TB, written func()) store.Store {
+			db, err := sqlite.Open(tb.Context(), path, sqlite.Outbox(written))
+			if err != nil {
+				tb.Fatalf("Open: %v", err)
+			}
+			if err := db.MigrateUp(tb.Context()); err != nil {
+				tb.Fatalf("MigrateUp: %v", err)
+			}
+			return db
+		}})
+	})
+	t.Run("Postgres", func(t *testing.T) {
+		url := pgtest.NewDatabase(t)
+		runReceiverDownAcrossRestart(t, fixture{open: func(tb testing.TB, written func()) store.Store {
+			db, err := postgres.Open(tb.Context(), url, postgres.Outbox(written))
+			if err != nil {
+				tb.Fatalf("Open: %v", err)
+			}
+			if err := db.MigrateUp(tb.Context()); err != nil {
+				tb.Fatalf("MigrateUp: %v", err)
+			}
+			return db
+		}})
+	})
+}
+
+func runReceiverDownAcrossRestart(t *testing.T, f fixture) {
+	recv, srv := newReceiver(t)
+	clock := &fakeClock{now: t0}
+	cfg := outbox.Config{
+		URL: srv.URL, Secret: secret, Clock: clock,
+		MinBackoff: time.Second, MaxBackoff: time.Minute, PollInterval: idleWait,
+		LeaseTTL: 30 * time.Second,
+	}
+	var current atomic.Pointer[outbox.Deliverer]
+	kick := func() {
+		if d := current.Load(); d != nil {
+			d.Kick()
+		}
+	}
+	ctx := t.Context()
+
+	// The first process: the receiver is down from the start.
+	st := f.open(t, kick)
+	for _, u := range []string{alice, bob} {
+		if err := st.CreateUser(ctx, store.User{ID: u, PasswordHash: "$h$", CreatedAt: t0}); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+	}
+	login(t, st, alice, "PHONE", "")
+	login(t, st, alice, "LAPTOP", "")
+	login(t, st, alice, "TABLET", "")
+	login(t, st, bob, "PHONE", "bob-r0")
+	login(t, st, bob, "LAPTOP", "")
+	first := start(st, cfg, &current)
+
+	// POST /logout of alice's phone: the receiver refuses it, again and
+	// again, each retry after a backoff.
+	if err := st.DeleteDevice(ctx, alice, "PHONE"); err != nil {
+		t.Fatalf("DeleteDevice: %v", err)
+	}
+	recv.waitAnswered(t, 1)
+	clock.allow(1)
+	recv.waitAnswered(t, 2)
+	// A stolen refresh token of bob's phone is replayed.
+	refresh(t, st, "bob-r0", "bob-a1", "bob-r1", false)
+	confirm(t, st, "bob-a1")
+	if _, err := st.RefreshSession(ctx, exchange("bob-r0", "x", "y")); !errors.Is(err, store.ErrTokenReplayed) {
+		t.Fatalf("RefreshSession of a replayed token: %v, want ErrTokenReplayed", err)
+	}
+	// POST /logout/all of alice.
+	if n, err := st.DeleteAllDevices(ctx, alice); err != nil || n != 2 {
+		t.Fatalf("DeleteAllDevices = %d, %v", n, err)
+	}
+	// Those events wait behind the first, whose backoff ends now.
+	clock.allow(1)
+	recv.waitAnswered(t, 3)
+	first.halt(t)
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	down := recv.deliveries()
+	for _, d := range down {
+		// Head-of-line: while the first event fails, nothing after it is
+		// sent.
+		if d.accepted || d.eventID != down[0].eventID {
+			t.Fatalf("while the receiver was down: %+v after %+v", d, down[0])
+		}
+	}
+
+	// Between the two processes, the CLI (or another replica) logs bob's
+	// laptop out.
+	st = f.open(t, nil)
+	if err := st.DeleteDevice(ctx, bob, "LAPTOP"); err != nil {
+		t.Fatalf("DeleteDevice: %v", err)
+	}
+	pending, err := st.FindOutboxEvents(ctx, 100)
+	if err != nil {
+		t.Fatalf("FindOutboxEvents: %v", err)
+	}
+	// The last attempt's failure may not be recorded: the stop cut it short.
+	if len(pending) != 4 || pending[0].Attempts < len(down)-1 || pending[0].Attempts > len(down) ||
+		pending[0].LastError != "status_503" || pending[1].Attempts != 0 {
+		t.Fatalf("outbox before the restart: %+v, want 4 events, the first tried %d times", pending, len(down))
+	}
+	if err := st.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	// The second process, with the receiver back up.
+	recv.up.Store(true)
+	st = f.open(t, kick)
+	defer st.Close()
+	second := start(st, cfg, &current)
+	var wantIDs []string
+	for _, e := range pending {
+		wantIDs = append(wantIDs, e.EventID)
+	}
+	recv.waitAccepted(t, wantIDs)
+	second.halt(t)
+
+	// Deduplicated by event ID, in the order first accepted, each user's
+	// events are in the order of the changes.
+	type change struct {
+		reason  string
+		devices string
+	}
+	perUser := map[string][]change{}
+	seen := map[string]bool{}
+	for _, d := range recv.deliveries() {
+		if !d.accepted || seen[d.eventID] {
+			continue
+		}
+		seen[d.eventID] = true
+		b := d.body
+		if b.Type != store.EventDevicesDeleted || b.UserID != b.Content.UserID || b.CreatedAt == "" {
+			t.Fatalf("delivered %+v", b)
+		}
+		perUser[b.UserID] = append(perUser[b.UserID], change{b.Content.Reason, strings.Join(b.Content.DeviceIDs, ",")})
+	}
+	wantAlice := []change{{"logout", "PHONE"}, {"logout_all", "LAPTOP,TABLET"}}
+	wantBob := []change{{"refresh_replay", "PHONE"}, {"logout", "LAPTOP"}}
+	if !slices.Equal(perUser[alice], wantAlice) || !slices.Equal(perUser[bob], wantBob) {
+		t.Fatalf("received alice %v, bob %v; want %v and %v", perUser[alice], perUser[bob], wantAlice, wantBob)
+	}
+	// What is still in the outbox was delivered (its deletion was cut
+	// short by the stop): it goes again, and is deduplicated.
+	left, err := st.FindOutboxEvents(ctx, 100)
+	if err != nil {
+		t.Fatalf("FindOutboxEvents: %v", err)
+	}
+	for _, e := range left {
+		if !seen[e.EventID] {
+			t.Fatalf("event %s left undelivered", e.EventID)
+		}
+	}
+}
+
+func login(tb testing.TB, st store.Store, user, device, refreshToken string) {
+	tb.Helper()
+	ns := store.NewSession{
+		Device:      store.Device{UserID: user, ID: device, CreatedAt: t0, LastSeenAt: t0},
+		AccessToken: store.AccessToken{Hash: sha256.Sum256([]byte(user + device)), CreatedAt: t0},
+	}
+	if refreshToken != "" {
+		ns.RefreshToken = &store.RefreshToken{Hash: sha256.Sum256([]byte(refreshToken)), CreatedAt: t0}
+	}
+	if err := st.CreateSession(tb.Context(), ns); err != nil {
+		tb.Fatalf("CreateSession: %v", err)
+	}
+}
+
+func exchange(old, access, refresh string) store.Exchange {
+	return store.Exchange{
+		Old:     sha256.Sum256([]byte(old)),
+		Access:  store.AccessToken{Hash: sha256.Sum256([]byte(access)), CreatedAt: t0},
+		Refresh: store.RefreshToken{Hash: sha256.Sum256([]byte(refresh)), CreatedAt: t0},
+		Now:     t0,
+	}
+}
+
+func refresh(tb testing.TB, st store.Store, old, access, refreshToken string, immediate bool) {
+	tb.Helper()
+	e := exchange(old, access, refreshToken)
+	e.Immediate = immediate
+	if _, err := st.RefreshSession(tb.Context(), e); err != nil {
+		tb.Fatalf("RefreshSession: %v", err)
+	}
+}
+
+func confirm(tb testing.TB, st store.Store, access string) {
+	tb.Helper()
+	if err := st.ConfirmAccessToken(tb.Context(), sha256.Sum256([]byte(access)), t0); err != nil {
+		tb.Fatalf("ConfirmAccessToken: %v", err)
+	}
+}
