@@ -110,10 +110,10 @@ type delivery struct {
 // receiver is the homeserver's end: it checks every request's signature,
 // answers 503 while down and 204 when up, and records what it answered.
 type receiver struct {
-	tb       testing.TB
-	up       atomic.Bool
-	mu       sync.Mutex
-	got      []delivery
+	tb  testing.TB
+	up  atomic.Bool
+	mu  sync.Mutex
+	got []delivery
 	// answered receives a value (if none is waiting) after each request
 	// answered: "look again".
 	answered chan struct{}
