@@ -113,7 +113,7 @@ func TestServe_RefusesOldSchema(t *testing.T) {
 	wantErr(t, err, "run `authd migrate up` or set AUTHD_MIGRATE=true")
 	_, _, err = runCLI(t, getenv, "pw\n", "user", "create", "erin", "--password-stdin")
 	wantErr(t, err, "authd migrate up")
-	if out := mustCLI(t, getenv, "", "migrate", "version"); out != "schema version 0 of 4 (behind: run `authd migrate up`)\n" {
+	if out := mustCLI(t, getenv, "", "migrate", "version"); out != "schema version 0 of 8 (behind: run `authd migrate up`)\n" {
 		t.Fatalf("migrate version printed %q", out)
 	}
 }

@@ -283,7 +283,7 @@ func TestRun_SQLite(t *testing.T) {
 func TestRun_Postgres(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	getenv := env("AUTHD_DATABASE_URL="+url, "AUTHD_LISTEN=127.0.0.1:0")
-	if out := mustCLI(t, getenv, "", "migrate", "up"); out != "schema version 4 of 4 (current)\n" {
+	if out := mustCLI(t, getenv, "", "migrate", "up"); out != "schema version 8 of 8 (current)\n" {
 		t.Fatalf("migrate up printed %q", out)
 	}
 	secrets := walk(t, getenv)

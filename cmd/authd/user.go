@@ -83,7 +83,9 @@ func (c *userCommand) parse(args []string, want int, usage string) ([]string, er
 }
 
 func (c *userCommand) open(ctx context.Context) (appStore, error) {
-	st, err := openStore(ctx, c.cfg.DatabaseURL)
+	// The serve that delivers the outbox finds the CLI's events when it
+	// next looks.
+	st, err := openStore(ctx, c.cfg.DatabaseURL, outboxHook{on: c.cfg.Outbox.URL != ""})
 	if err != nil {
 		return nil, err
 	}

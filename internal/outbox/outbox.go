@@ -62,14 +62,6 @@ type Clock interface {
 	After(d time.Duration) <-chan time.Time
 }
 
-// Observer counts what a Deliverer does; nil counts nothing.
-type Observer interface {
-	// OutboxDelivered counts an event the receiver accepted.
-	OutboxDelivered()
-	// OutboxFailed counts a failed attempt, by kind (see Config).
-	OutboxFailed(kind string)
-}
-
 // Config is what a Deliverer needs. URL and Secret are required; the other
 // zero fields take the defaults.
 type Config struct {
@@ -95,9 +87,8 @@ type Config struct {
 	Holder string
 	// Client sends the requests (its own timeout applies too); nil is a
 	// client with Timeout.
-	Client   *http.Client
-	Logger   *slog.Logger
-	Observer Observer
+	Client *http.Client
+	Logger *slog.Logger
 	// Clock is nil for the real one.
 	Clock Clock
 }
@@ -111,8 +102,8 @@ type Deliverer struct {
 	// lastFailure is the kind of the last failure logged, so that a
 	// receiver that stays down is logged when it goes down and when it
 	// recovers, not at every attempt.
-	lastFailure string
-	delivered   atomic.Uint64
+	lastFailure       string
+	delivered, failed atomic.Uint64
 }
 
 // New returns a Deliverer of st's outbox.
@@ -156,8 +147,11 @@ func (d *Deliverer) Kick() {
 	}
 }
 
-// Delivered returns how many events this deliverer has delivered.
+// Delivered counts the events this deliverer has delivered.
 func (d *Deliverer) Delivered() uint64 { return d.delivered.Load() }
+
+// Failed counts this deliverer's failed attempts.
+func (d *Deliverer) Failed() uint64 { return d.failed.Load() }
 
 // Run delivers events until ctx ends, then releases its claim on the
 // outbox. It returns nil then; it never stops by itself: a database or a
@@ -236,9 +230,6 @@ func (d *Deliverer) step(ctx context.Context) time.Duration {
 					return d.cfg.PollInterval
 				}
 				d.delivered.Add(1)
-				if d.cfg.Observer != nil {
-					d.cfg.Observer.OutboxDelivered()
-				}
 				if d.lastFailure != "" {
 					d.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "outbox: receiver accepts events again")
 					d.lastFailure = ""
@@ -253,9 +244,7 @@ func (d *Deliverer) step(ctx context.Context) time.Duration {
 // fail records a failed attempt at e and returns the backoff before the
 // next.
 func (d *Deliverer) fail(ctx context.Context, e store.OutboxEvent, kind string) time.Duration {
-	if d.cfg.Observer != nil {
-		d.cfg.Observer.OutboxFailed(kind)
-	}
+	d.failed.Add(1)
 	if kind != d.lastFailure {
 		d.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox: delivery failed, retrying with backoff",
 			slog.String("kind", kind), slog.String("event_id", e.EventID), slog.Int("attempts", e.Attempts+1))
