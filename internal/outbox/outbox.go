@@ -128,7 +128,13 @@ func New(st store.OutboxStore, cfg Config) *Deliverer {
 		cfg.Holder = rand.Text()
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: cfg.Timeout}
+		cfg.Client = &http.Client{
+			Timeout: cfg.Timeout,
+			// A redirect is the receiver's misconfiguration, and following
+			// it would send the event where the operator did not say:
+			// it counts as a failure (status_3xx).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -226,7 +232,9 @@ func (d *Deliverer) step(ctx context.Context) time.Duration {
 			if kind == "" {
 				if err := d.st.DeleteOutboxEvent(ctx, e.ID); err != nil {
 					// Delivered, and delivered again next time: at least once.
-					d.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox: delete delivered event failed", slog.Any("err", err))
+					if ctx.Err() == nil {
+						d.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox: delete delivered event failed", slog.Any("err", err))
+					}
 					return d.cfg.PollInterval
 				}
 				d.delivered.Add(1)

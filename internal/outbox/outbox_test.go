@@ -1,6 +1,7 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -50,6 +52,9 @@ type fakeClock struct {
 	budget  int // backoffs that may end at once
 	pending chan time.Time
 	pendD   time.Duration
+	// waits, if not nil, receives every wait asked for, if it has room:
+	// the deliverer has finished a step.
+	waits chan time.Duration
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -60,6 +65,12 @@ func (c *fakeClock) Now() time.Time {
 
 func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
+	if c.waits != nil {
+		select {
+		case c.waits <- d:
+		default:
+		}
+	}
 	if d >= idleWait {
 		return ch
 	}
@@ -68,6 +79,13 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	c.pending, c.pendD = ch, d
 	c.release()
 	return ch
+}
+
+// set moves the clock to t.
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
 }
 
 // allow lets n more backoffs end: the one waited for now, if any, and the
@@ -449,4 +467,231 @@ func confirm(tb testing.TB, st store.Store, access string) {
 	if err := st.ConfirmAccessToken(tb.Context(), sha256.Sum256([]byte(access)), t0); err != nil {
 		tb.Fatalf("ConfirmAccessToken: %v", err)
 	}
+}
+
+// openSQLite opens (and migrates) the SQLite file at path with the outbox
+// on, kicking the deliverer kick holds after each commit with events.
+func openSQLite(tb testing.TB, path string, kick *atomic.Pointer[outbox.Deliverer]) store.Store {
+	tb.Helper()
+	db, err := sqlite.Open(tb.Context(), path, sqlite.Outbox(func() {
+		if d := kick.Load(); d != nil {
+			d.Kick()
+		}
+	}))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if err := db.MigrateUp(tb.Context()); err != nil {
+		tb.Fatalf("MigrateUp: %v", err)
+	}
+	return db
+}
+
+// logout logs user in on device, then out, writing one event.
+func logout(tb testing.TB, st store.Store, user, device string) {
+	tb.Helper()
+	login(tb, st, user, device, "")
+	if err := st.DeleteDevice(tb.Context(), user, device); err != nil {
+		tb.Fatalf("DeleteDevice: %v", err)
+	}
+}
+
+// waitWait waits until the deliverer asks for a wait of d, or for any
+// backoff if d is 0: it has finished a step and rests.
+func waitWait(tb testing.TB, c *fakeClock, d time.Duration) {
+	tb.Helper()
+	for {
+		select {
+		case got := <-c.waits:
+			if got == d || d == 0 && got < idleWait {
+				return
+			}
+		case <-time.After(time.Minute): // a hang guard, not a timing
+			tb.Fatalf("the deliverer never waited %v", d)
+		}
+	}
+}
+
+// TestDeliverer_OneSender runs two processes' deliverers on one SQLite
+// file, each with a receiver of its own: only the one holding the claim
+// sends, and the other takes over once it stops.
+func TestDeliverer_OneSender(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "authd.db")
+	clock := &fakeClock{now: t0}
+	var kickA, kickB atomic.Pointer[outbox.Deliverer]
+	stA, stB := openSQLite(t, path, &kickA), openSQLite(t, path, &kickB)
+	for _, u := range []string{alice, bob} {
+		if err := stA.CreateUser(t.Context(), store.User{ID: u, PasswordHash: "$h$", CreatedAt: t0}); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+	}
+	recvA, srvA := newReceiver(t)
+	recvB, srvB := newReceiver(t)
+	recvA.up.Store(true)
+	recvB.up.Store(true)
+	cfg := func(url, holder string) outbox.Config {
+		return outbox.Config{URL: url, Secret: secret, Clock: clock, PollInterval: idleWait, Holder: holder}
+	}
+	var ids []string
+	for i, st := range []store.Store{stA, stB, stA, stB} {
+		logout(t, st, []string{alice, bob}[i%2], "D"+string(rune('1'+i)))
+	}
+	pending, err := stA.FindOutboxEvents(t.Context(), 100)
+	if err != nil || len(pending) != 4 {
+		t.Fatalf("FindOutboxEvents = %d events, %v", len(pending), err)
+	}
+	for _, e := range pending {
+		ids = append(ids, e.EventID)
+	}
+
+	a := start(stA, cfg(srvA.URL, "A"), &kickA)
+	b := start(stB, cfg(srvB.URL, "B"), &kickB)
+	// Whichever claims first sends them all.
+	var sender, other *receiver
+	select {
+	case <-recvA.answered:
+		sender, other = recvA, recvB
+	case <-recvB.answered:
+		sender, other = recvB, recvA
+	case <-time.After(time.Minute): // a hang guard, not a timing
+		t.Fatal("no request")
+	}
+	sender.waitAccepted(t, ids)
+	if n := len(other.deliveries()); n != 0 {
+		t.Fatalf("the deliverer without the claim sent %d events", n)
+	}
+
+	// The sender stops and hands its claim back; the other delivers what
+	// comes next, kicked by its own store.
+	next, still := stB, b
+	if sender == recvB {
+		next, still = stA, a
+		b.halt(t)
+	} else {
+		a.halt(t)
+	}
+	defer still.halt(t)
+	logout(t, next, alice, "D9")
+	for {
+		got := other.deliveries()
+		if n := len(got); n > 0 && slices.Equal(got[n-1].body.Content.DeviceIDs, []string{"D9"}) {
+			// Before it, at most what the sender delivered without
+			// deleting it yet, sent again: at least once.
+			for _, d := range got[:n-1] {
+				if !slices.Contains(ids, d.eventID) {
+					t.Fatalf("after the handover: %+v", got)
+				}
+			}
+			break
+		}
+		other.wait(t)
+	}
+}
+
+// TestDeliverer_LapsedClaim: a process that stopped without handing its
+// claim back (a crash) holds the outbox until its lease lapses; then
+// another delivers.
+func TestDeliverer_LapsedClaim(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "authd.db")
+	clock := &fakeClock{now: t0, waits: make(chan time.Duration, 100)}
+	var kick atomic.Pointer[outbox.Deliverer]
+	st := openSQLite(t, path, &kick)
+	if err := st.CreateUser(t.Context(), store.User{ID: alice, PasswordHash: "$h$", CreatedAt: t0}); err != nil {
+		t.Fatalf("CreateUser: %v", err)
+	}
+	if held, err := st.ClaimOutbox(t.Context(), "crashed", t0, 30*time.Second); err != nil || !held {
+		t.Fatalf("ClaimOutbox = %t, %v", held, err)
+	}
+	recv, srv := newReceiver(t)
+	recv.up.Store(true)
+	r := start(st, outbox.Config{URL: srv.URL, Secret: secret, Clock: clock, PollInterval: idleWait, LeaseTTL: 30 * time.Second}, &kick)
+	defer r.halt(t)
+	waitWait(t, clock, idleWait) // its first look: not its turn
+	logout(t, st, alice, "PHONE")
+	waitWait(t, clock, idleWait) // kicked: still not its turn
+	if n := len(recv.deliveries()); n != 0 {
+		t.Fatalf("%d events sent while another held the claim", n)
+	}
+	clock.set(t0.Add(30 * time.Second))
+	kick.Load().Kick()
+	pending, err := st.FindOutboxEvents(t.Context(), 1)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("FindOutboxEvents = %d events, %v", len(pending), err)
+	}
+	recv.waitAccepted(t, []string{pending[0].EventID})
+}
+
+// TestDeliverer_Failures: each failure is recorded by its kind alone, and
+// the log names neither the receiver's body nor its URL.
+func TestDeliverer_Failures(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, tt := range []struct {
+		name, want string
+		handler    http.HandlerFunc
+	}{
+		{"Status", "status_500", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, "stack trace with hunter3")
+		}},
+		{"Redirect", "status_307", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+		}},
+		{"Connection", "connection", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url := strings.Replace(closed.URL, "http://", "http://authd:hunter2@", 1)
+			if tt.handler != nil {
+				srv := httptest.NewServer(tt.handler)
+				defer srv.Close()
+				url = strings.Replace(srv.URL, "http://", "http://authd:hunter2@", 1)
+			}
+			var logs syncBuffer
+			clock := &fakeClock{now: t0, waits: make(chan time.Duration, 100)}
+			var kick atomic.Pointer[outbox.Deliverer]
+			st := openSQLite(t, filepath.Join(t.TempDir(), "authd.db"), &kick)
+			if err := st.CreateUser(t.Context(), store.User{ID: alice, PasswordHash: "$h$", CreatedAt: t0}); err != nil {
+				t.Fatalf("CreateUser: %v", err)
+			}
+			r := start(st, outbox.Config{
+				URL: url, Secret: secret, Clock: clock, PollInterval: idleWait,
+				MinBackoff: time.Second, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+			}, &kick)
+			waitWait(t, clock, idleWait)
+			logout(t, st, alice, "PHONE")
+			// The first backoff (between 0.5 and 1 s) follows the
+			// recorded failure.
+			waitWait(t, clock, 0)
+			r.halt(t)
+			pending, err := st.FindOutboxEvents(t.Context(), 1)
+			if err != nil || len(pending) != 1 || pending[0].Attempts != 1 || pending[0].LastError != tt.want ||
+				!pending[0].NextAttemptAt.After(t0) {
+				t.Fatalf("after a failure: %+v, %v; want one attempt, %s", pending, err, tt.want)
+			}
+			out := logs.String()
+			if !strings.Contains(out, tt.want) || strings.Contains(out, "hunter") || strings.Contains(out, "127.0.0.1") {
+				t.Fatalf("log:\n%s\nwant the kind %s, and neither the URL nor the body", out, tt.want)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the deliverer's goroutine and the
+// test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
