@@ -274,6 +274,15 @@ func TestMigrations_Down(t *testing.T) {
 	// Down one version at a time, checking what each migration's down
 	// removed and kept.
 	reverted := map[uint]func(){
+		8: func() {
+			// The outbox and its lease go; the sessions stay.
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname IN ('outbox_events', 'outbox_lease')`); n != 0 {
+				t.Fatalf("%d of 0008's tables left after its down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0008 down: %d, want 2", n)
+			}
+		},
 		3: func() {
 			// The revocation notices go; the tokens stay, and can be
 			// deleted without them.
