@@ -83,7 +83,9 @@ func (c *userCommand) parse(args []string, want int, usage string) ([]string, er
 }
 
 func (c *userCommand) open(ctx context.Context) (appStore, error) {
-	st, err := openStore(ctx, c.cfg.DatabaseURL)
+	// The serve that delivers the outbox finds the CLI's events when it
+	// next looks.
+	st, err := openStore(ctx, c.cfg.DatabaseURL, outboxHook{on: c.cfg.Outbox.URL != ""})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +214,7 @@ func runUserDeactivate(ctx context.Context, env *environment, args []string) err
 		return err
 	}
 	defer st.Close()
-	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC(), store.UIAGrant{}); err != nil {
+	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC(), false, store.UIAGrant{}); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "deactivated %s; every session revoked, every email address unbound, the password removed\n", u.ID)

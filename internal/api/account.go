@@ -111,7 +111,8 @@ func (a *api) handleDeactivate(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if _, _, err := body.boolean("erase"); err != nil {
+	erase, _, err := body.boolean("erase")
+	if err != nil {
 		a.writeError(w, r, badRequest("M_BAD_JSON", "erase must be true or false"))
 		return
 	}
@@ -124,7 +125,7 @@ func (a *api) handleDeactivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := sessionFrom(r.Context()).AccessToken.UserID
-	err = a.Store.DeactivateUser(r.Context(), userID, a.Now().UTC(), grant)
+	err = a.Store.DeactivateUser(r.Context(), userID, a.Now().UTC(), erase, grant)
 	if err != nil {
 		a.writeError(w, r, uiaGrantError(err))
 		return

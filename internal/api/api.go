@@ -46,7 +46,7 @@ type Store interface {
 	FindUIASession(ctx context.Context, h store.TokenHash, now time.Time) (store.UIASession, error)
 	DeleteDevices(ctx context.Context, userID string, deviceIDs []string, g store.UIAGrant) ([]string, error)
 	ChangePassword(ctx context.Context, c store.PasswordChange) ([]string, error)
-	DeactivateUser(ctx context.Context, userID string, at time.Time, g store.UIAGrant) error
+	DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g store.UIAGrant) error
 	ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error)
 	DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error
 

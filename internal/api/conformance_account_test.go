@@ -236,7 +236,7 @@ var loginTokenConformance = []conformanceCase{
 	{id: "LT-9", name: "DeactivatedUser", deps: loginTokensOn,
 		setup: func(h *harness, f fixture) {
 			withLoginToken(h, f)
-			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t, store.UIAGrant{}); err != nil {
+			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t, false, store.UIAGrant{}); err != nil {
 				h.t.Fatal(err)
 			}
 		},

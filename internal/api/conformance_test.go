@@ -674,7 +674,7 @@ var conformance = []conformanceCase{
 		wantStatus: 401, wantErrcode: "M_UNKNOWN_TOKEN", want: map[string]any{"soft_logout": false}},
 	{id: "A-4", name: "DeactivatedIsNotSoftLogout", method: "GET", path: whoamiPath, headers: []string{"Authorization: Bearer {token}"},
 		setup: func(h *harness, _ fixture) {
-			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t, store.UIAGrant{}); err != nil {
+			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t, false, store.UIAGrant{}); err != nil {
 				h.t.Fatal(err)
 			}
 		},

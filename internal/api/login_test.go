@@ -96,7 +96,7 @@ func TestLogin_Forbidden(t *testing.T) {
 		h := newHarness(t, st)
 		h.addUser("@alice:example.org", "secret pw", "alice@example.org")
 		h.addUser("@gone:example.org", "gone pw")
-		if err := st.DeactivateUser(context.Background(), "@gone:example.org", h.clock.t, store.UIAGrant{}); err != nil {
+		if err := st.DeactivateUser(context.Background(), "@gone:example.org", h.clock.t, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		forbidden := `{"errcode":"M_FORBIDDEN","error":"Invalid username or password"}`

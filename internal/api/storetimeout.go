@@ -133,10 +133,10 @@ func (b boundedStore) ChangePassword(ctx context.Context, c store.PasswordChange
 	return b.s.ChangePassword(ctx, c)
 }
 
-func (b boundedStore) DeactivateUser(ctx context.Context, userID string, at time.Time, g store.UIAGrant) error {
+func (b boundedStore) DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g store.UIAGrant) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	return b.s.DeactivateUser(ctx, userID, at, g)
+	return b.s.DeactivateUser(ctx, userID, at, erase, g)
 }
 
 func (b boundedStore) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {

@@ -140,39 +140,44 @@ func WritePasswordChange(ctx context.Context, tx AccountTx, c PasswordChange) ([
 }
 
 // WriteDeactivation applies the rules of UserStore.DeactivateUser inside
-// tx. It returns ErrUIASessionGone or ErrNotFound, or tx's error; then the
-// caller rolls tx back.
-func WriteDeactivation(ctx context.Context, tx AccountTx, userID string, at time.Time, g UIAGrant) error {
+// tx and returns the IDs of the devices it deleted, in byte order. It
+// returns ErrUIASessionGone or ErrNotFound, or tx's error; then the caller
+// rolls tx back.
+func WriteDeactivation(ctx context.Context, tx AccountTx, userID string, at time.Time, g UIAGrant) ([]string, error) {
 	if err := ConsumeGrant(ctx, tx, userID, g); err != nil {
-		return err
+		return nil, err
 	}
 	ok, err := tx.MarkDeactivated(ctx, userID, at)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !ok {
-		return ErrNotFound
+		return nil, ErrNotFound
 	}
-	if _, err := tx.DeleteOtherDevices(ctx, userID, ""); err != nil {
-		return err
+	deleted, err := tx.DeleteOtherDevices(ctx, userID, "")
+	if err != nil {
+		return nil, err
 	}
+	slices.Sort(deleted)
 	// The devices took their UIA sessions with them (the foreign key
 	// cascades); the rule does not lean on that.
 	if err := tx.DeleteUIASessions(ctx, userID); err != nil {
-		return err
+		return nil, err
 	}
 	if err := tx.DeleteThreePIDs(ctx, userID); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := tx.DeleteLoginTokens(ctx, userID); err != nil {
-		return err
+		return nil, err
 	}
 	// Without a hash no password logs in: the account cannot come back
 	// through a password, whatever later code makes of the deactivated
 	// mark. The column is NOT NULL; "" is no hash (see
 	// FindPasswordHashPrefixes).
-	_, err = tx.UpdatePasswordHash(ctx, userID, "")
-	return err
+	if _, err := tx.UpdatePasswordHash(ctx, userID, ""); err != nil {
+		return nil, err
+	}
+	return deleted, nil
 }
 
 // WriteLoginToken applies the rule of LoginTokenStore.CreateLoginToken

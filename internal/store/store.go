@@ -32,6 +32,7 @@ type Store interface {
 	LoginTokenStore
 	LastSeenStore
 	TokenSweeper
+	OutboxStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

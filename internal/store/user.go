@@ -67,9 +67,13 @@ type UserStore interface {
 	// session and third-party ID of the user, and removes its password hash
 	// (sets it to "", so that no password matches). It returns
 	// ErrUIASessionGone or ErrNotFound (no user has that ID) having written
-	// nothing. Deactivating twice keeps the first time. Stores apply these
-	// rules with WriteDeactivation.
-	DeactivateUser(ctx context.Context, userID string, at time.Time, g UIAGrant) error
+	// nothing. Deactivating twice keeps the first time. It also deletes
+	// the user's login tokens. With the outbox on, the same transaction
+	// writes a devices.deleted event (ReasonDeactivated) when there were
+	// devices, and a user.deactivated event carrying erase, the user's wish
+	// that the homeserver erase what it holds. Stores apply these rules
+	// with WriteDeactivation.
+	DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g UIAGrant) error
 	// AddThreePID binds an address to a user. It returns ErrConflict if the
 	// address is bound already and ErrNotFound if the user does not exist.
 	AddThreePID(ctx context.Context, t ThreePID) error

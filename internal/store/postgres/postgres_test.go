@@ -34,6 +34,20 @@ func TestDB(t *testing.T) {
 	})
 }
 
+func TestDB_Outbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T, on bool, written func()) store.Store {
+		var opts []postgres.Option
+		if on {
+			opts = append(opts, postgres.Outbox(written))
+		}
+		db, _ := newDB(t, opts...)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		return db
+	})
+}
+
 // TestDB_LinguisticCollation runs the suite with the text columns in a
 // linguistic collation, as in a database created with a locale such as
 // en_US.UTF-8 (the test cluster's C.UTF-8 already orders bytewise). The
@@ -282,6 +296,15 @@ func TestMigrations_Down(t *testing.T) {
 	// Down one version at a time, checking what each migration's down
 	// removed and kept.
 	reverted := map[uint]func(){
+		8: func() {
+			// The outbox and its lease go; the sessions stay.
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname IN ('outbox_events', 'outbox_lease')`); n != 0 {
+				t.Fatalf("%d of 0008's tables left after its down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0008 down: %d, want 2", n)
+			}
+		},
 		3: func() {
 			// The revocation notices go; the tokens stay, and can be
 			// deleted without them.

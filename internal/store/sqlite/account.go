@@ -55,10 +55,17 @@ func (db *DB) DeleteDevices(ctx context.Context, userID string, deviceIDs []stri
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		deleted, err = store.DeleteUserDevices(ctx, accountTx{tx}, userID, deviceIDs, g)
-		return err
+		if err != nil || len(deleted) == 0 {
+			return err
+		}
+		return db.writeEvent(ctx, tx, store.DevicesDeleted(userID, deleted, store.ReasonDeleted, time.Now()))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: delete devices: %w", translate(err))
+	}
+	if len(deleted) > 0 {
+		// Wake the deliverer (a no-op with the outbox off).
+		db.eventsCommitted()
 	}
 	return deleted, nil
 }
@@ -70,23 +77,40 @@ func (db *DB) ChangePassword(ctx context.Context, c store.PasswordChange) ([]str
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		deleted, err = store.WritePasswordChange(ctx, accountTx{tx}, c)
-		return err
+		if err != nil || len(deleted) == 0 {
+			return err
+		}
+		return db.writeEvent(ctx, tx, store.DevicesDeleted(c.UserID, deleted, store.ReasonPasswordChange, time.Now()))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: change password: %w", translate(err))
+	}
+	if len(deleted) > 0 {
+		// Wake the deliverer (a no-op with the outbox off).
+		db.eventsCommitted()
 	}
 	return deleted, nil
 }
 
 // DeactivateUser consumes the grant and deactivates the user, by the rules
 // of store.WriteDeactivation, in one IMMEDIATE transaction.
-func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time, g store.UIAGrant) error {
+func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g store.UIAGrant) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		return store.WriteDeactivation(ctx, accountTx{tx}, userID, at, g)
+		deleted, err := store.WriteDeactivation(ctx, accountTx{tx}, userID, at, g)
+		if err != nil {
+			return err
+		}
+		if len(deleted) > 0 {
+			if err := db.writeEvent(ctx, tx, store.DevicesDeleted(userID, deleted, store.ReasonDeactivated, time.Now())); err != nil {
+				return err
+			}
+		}
+		return db.writeEvent(ctx, tx, store.UserDeactivated(userID, erase, time.Now()))
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: deactivate user: %w", translate(err))
 	}
+	db.eventsCommitted()
 	return nil
 }
 

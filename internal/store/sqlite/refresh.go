@@ -22,7 +22,9 @@ func (db *DB) RefreshSession(ctx context.Context, e store.Exchange) (store.Sessi
 		s, err = store.ExchangeRefreshToken(ctx, tokenTx{tx}, e)
 		if errors.Is(err, store.ErrTokenReplayed) {
 			replayed = true
-			return nil // commit the device's deletion, then fail
+			// Commit the device's deletion, and its event, then fail.
+			return db.writeEvent(ctx, tx, store.DevicesDeleted(s.AccessToken.UserID,
+				[]string{s.AccessToken.DeviceID}, store.ReasonRefreshReplay, e.Now))
 		}
 		return err
 	})
@@ -30,6 +32,7 @@ func (db *DB) RefreshSession(ctx context.Context, e store.Exchange) (store.Sessi
 		return store.Session{}, fmt.Errorf("sqlite: refresh session: %w", translate(err))
 	}
 	if replayed {
+		db.eventsCommitted()
 		return s, fmt.Errorf("sqlite: refresh session: %w", store.ErrTokenReplayed)
 	}
 	s.AccessToken = stored(s.AccessToken)

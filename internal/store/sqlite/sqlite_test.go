@@ -30,10 +30,24 @@ func TestDB(t *testing.T) {
 	})
 }
 
+func TestDB_Outbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T, on bool, written func()) store.Store {
+		var opts []sqlite.Option
+		if on {
+			opts = append(opts, sqlite.Outbox(written))
+		}
+		db := newDB(t, filepath.Join(t.TempDir(), "authd.db"), opts...)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		return db
+	})
+}
+
 // newDB opens an unmigrated store on the file at path.
-func newDB(tb testing.TB, path string) *sqlite.DB {
+func newDB(tb testing.TB, path string, opts ...sqlite.Option) *sqlite.DB {
 	tb.Helper()
-	db, err := sqlite.Open(tb.Context(), path)
+	db, err := sqlite.Open(tb.Context(), path, opts...)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

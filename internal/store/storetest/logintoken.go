@@ -112,7 +112,7 @@ var loginTokenCases = []testCase{
 		mustCreateUser(t, s, newUser(bob))
 		mustCreateLoginToken(t, s, newLoginToken(alice, "l1"))
 		mustCreateLoginToken(t, s, newLoginToken(bob, "l2"))
-		if err := s.DeactivateUser(t.Context(), alice, t1, store.UIAGrant{}); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
 		_, err := s.ConsumeLoginToken(t.Context(), hash("l1"), t0.Add(time.Minute))

@@ -304,12 +304,12 @@ var revocationCases = []struct {
 	{"DeactivateUser", func(t *testing.T, r *revocationTest) {
 		r.standard(t)
 		l := r.listen(t)
-		if err := r.Store.DeactivateUser(t.Context(), alice, r.now, store.UIAGrant{}); err != nil {
+		if err := r.Store.DeactivateUser(t.Context(), alice, r.now, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		l.WantRevocations(t, device(alice, "LAPTOP"), device(alice, "PHONE"))
 		// Again: no device is left, and nothing is revoked.
-		if err := r.Store.DeactivateUser(t.Context(), alice, r.now, store.UIAGrant{}); err != nil {
+		if err := r.Store.DeactivateUser(t.Context(), alice, r.now, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		l.WantRevocations(t)

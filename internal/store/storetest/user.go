@@ -301,7 +301,7 @@ var deactivateUserCases = []testCase{
 		bobSession := uiaSession("bs1", binding(bob, "PHONE", "{}"))
 		mustCreateUIASession(t, s, bobSession)
 
-		if err := s.DeactivateUser(t.Context(), alice, t1, store.UIAGrant{}); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
 		// The hash goes: no password logs in to the account again.
@@ -335,7 +335,7 @@ var deactivateUserCases = []testCase{
 		f := newAccountFixture(t, s)
 		mustAddThreePID(t, s, store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: alice, AddedAt: t0})
 		for _, m := range mismatches(f) {
-			err := s.DeactivateUser(t.Context(), m.userID, t1, m.g)
+			err := s.DeactivateUser(t.Context(), m.userID, t1, false, m.g)
 			wantErr(t, "DeactivateUser with a grant of the wrong "+m.name, err, store.ErrUIASessionGone)
 			f.wantAliceUntouched(t, s)
 			f.wantBobUntouched(t, s)
@@ -343,7 +343,7 @@ var deactivateUserCases = []testCase{
 				t.Fatalf("alice's threepids after a refused deactivation: %+v", tps)
 			}
 		}
-		if err := s.DeactivateUser(t.Context(), alice, t1, f.grant()); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, f.grant()); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
 		a := f.alice
@@ -353,7 +353,7 @@ var deactivateUserCases = []testCase{
 		wantThreePIDs(t, "alice's threepids", listThreePIDs(t, s, alice), nil)
 		wantNoUIASession(t, s, "s1", t0)
 		// The session is consumed: the grant cannot be used again.
-		err := s.DeactivateUser(t.Context(), alice, t2, f.grant())
+		err := s.DeactivateUser(t.Context(), alice, t2, false, f.grant())
 		wantErr(t, "DeactivateUser with a consumed session", err, store.ErrUIASessionGone)
 		f.wantBobUntouched(t, s)
 	}},
@@ -368,7 +368,7 @@ var deactivateUserCases = []testCase{
 		bobs := newRefreshSession(bob, "PHONE", "b0", "br0", t0)
 		mustCreateSession(t, s, bobs)
 
-		if err := s.DeactivateUser(t.Context(), alice, t1, store.UIAGrant{}); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
 		// Even a device recreated under the same ID inherits no token.
@@ -382,10 +382,10 @@ var deactivateUserCases = []testCase{
 	}},
 	{"Twice", func(t *testing.T, s store.Store) {
 		mustCreateUser(t, s, newUser(alice))
-		if err := s.DeactivateUser(t.Context(), alice, t1, store.UIAGrant{}); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
-		if err := s.DeactivateUser(t.Context(), alice, t2, store.UIAGrant{}); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t2, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser again: %v", err)
 		}
 		if got := findUser(t, s, alice); !sameTime(got.DeactivatedAt, t1) {
@@ -394,7 +394,7 @@ var deactivateUserCases = []testCase{
 	}},
 	{"NotFound", func(t *testing.T, s store.Store) {
 		mustCreateUser(t, s, newUser(alice))
-		err := s.DeactivateUser(t.Context(), bob, t1, store.UIAGrant{})
+		err := s.DeactivateUser(t.Context(), bob, t1, false, store.UIAGrant{})
 		wantErr(t, "DeactivateUser of an unknown user", err, store.ErrNotFound)
 		if got := findUser(t, s, alice); got.Deactivated() {
 			t.Fatalf("another user was deactivated: %+v", got)
