@@ -146,15 +146,6 @@ func deleteDevicesReturning(ctx context.Context, q querier, userID string) ([]st
 	return ids, nil
 }
 
-// deleteDevices deletes the user's devices; their tokens go by cascade.
-func deleteDevices(ctx context.Context, q querier, userID string) (int, error) {
-	tag, err := q.Exec(ctx, `DELETE FROM devices WHERE user_id = $1`, userID)
-	if err != nil {
-		return 0, err
-	}
-	return int(tag.RowsAffected()), nil
-}
-
 // scanDevice reads the deviceColumns of one row.
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var d store.Device

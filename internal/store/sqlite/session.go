@@ -168,15 +168,6 @@ func deleteDevicesReturning(ctx context.Context, q querier, userID string) ([]st
 	return ids, nil
 }
 
-// deleteDevices deletes the user's devices; their tokens go by cascade.
-func deleteDevices(ctx context.Context, q querier, userID string) (int, error) {
-	res, err := q.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ?`, userID)
-	if err != nil {
-		return 0, err
-	}
-	return rowsAffected(res)
-}
-
 // scanDevice reads the deviceColumns of one row.
 func scanDevice(row scanner) (store.Device, error) {
 	var d store.Device
