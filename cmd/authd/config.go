@@ -30,6 +30,9 @@ type config struct {
 	RateLimit     bool
 	PublicBaseURL string
 	Tokens        api.TokenPolicy
+	// LoginTokens turns m.login.token on; LoginTokenTTL is its lifetime.
+	LoginTokens   bool
+	LoginTokenTTL time.Duration
 	Limits        limits
 	Pepper        []byte
 	ServeVersions bool
@@ -49,6 +52,21 @@ type config struct {
 	// ShutdownDelay is how long serve goes on serving after SIGTERM, with
 	// /readyz saying unavailable, before it closes its listeners.
 	ShutdownDelay time.Duration
+	// LastSeenInterval is how often the devices' last sightings are
+	// written; zero records none (last seen is then the last login).
+	LastSeenInterval time.Duration
+	// LastSeenIP keeps the client address a device was last seen from.
+	LastSeenIP bool
+	// Outbox is where the events for the homeserver go; its URL is empty
+	// when there is no outbox.
+	Outbox outboxConfig
+}
+
+// outboxConfig is the delivery of the outbox (see internal/outbox).
+type outboxConfig struct {
+	URL        string
+	Secret     []byte
+	MaxBackoff time.Duration
 }
 
 // limits are the abuse-resistance settings.
@@ -354,6 +372,24 @@ var settings = []setting{
 		},
 	},
 	{
+		env: "AUTHD_LOGIN_TOKENS", def: "off", usedBy: forServe,
+		help: "single-use login tokens, m.login.token (on|off)",
+		doc:  "accept single-use login tokens (`m.login.token`) at `/login` and advertise them in `GET /login`; a logged-in client asks for one to log a new device in without the password",
+		parse: func(v string, c *config) (err error) {
+			c.LoginTokens, err = parseOnOff(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_LOGIN_TOKEN_TTL", def: "120s", usedBy: forServe,
+		help: "lifetime of a login token",
+		doc:  "lifetime of a login token (a Go duration, at least `1s`; the spec recommends two minutes)",
+		parse: func(v string, c *config) (err error) {
+			c.LoginTokenTTL, err = parseTTL(v, true)
+			return err
+		},
+	},
+	{
 		env: "AUTHD_PUBLIC_BASEURL", usedBy: forServe,
 		help: "the homeserver's public base URL, sent as well_known at login (empty: not sent)",
 		parse: func(v string, c *config) error {
@@ -453,6 +489,77 @@ var settings = []setting{
 			c.TokenCacheTTL = d
 			if !ok {
 				return fmt.Errorf("%q is not a duration from 0 to 1m, such as 5s", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_LAST_SEEN_INTERVAL", def: "1m", usedBy: forServe,
+		help: "how often the devices' last-seen times and addresses are written, 1s to 1h (off: last seen is the last login)",
+		doc:  "how often `serve` writes when, and from which address, each device was last seen (`1s` to `1h`), as `GET /devices` shows it: each request only updates memory, and the sightings of an interval are written in batches (and once more at shutdown). `off` records no use, only logins. See [operations](operations.md#last-seen)",
+		parse: func(v string, c *config) error {
+			if v == "off" || v == "0" {
+				c.LastSeenInterval = 0
+				return nil
+			}
+			d, ok := parseDuration(v, time.Second, time.Hour, false)
+			c.LastSeenInterval = d
+			if !ok {
+				return fmt.Errorf("%q is not off or a duration from 1s to 1h, such as 1m", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_OUTBOX_URL", secret: true, usedBy: forServe | forUser,
+		help: "http(s) URL the homeserver receives device and account events on (empty: no events)",
+		doc:  "the `http://` or `https://` URL that receives an event, POSTed as signed JSON, for every device deleted and account deactivated (see [homeserver events](homeserver-events.md)); empty writes no events. Set it for the `user` commands too, or the devices they log out are not reported",
+		parse: func(v string, c *config) error {
+			if v == "" {
+				return nil
+			}
+			c.Outbox.URL = v
+			// The URL may hold a credential: the error does not quote it.
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New("not an http:// or https:// URL")
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_LAST_SEEN_IP", def: "on", usedBy: forServe,
+		help: "keep the client address each device was last seen from (on|off)",
+		doc:  "keep the client address (after `AUTHD_TRUSTED_PROXIES`) each device was last seen from, shown to its user as `last_seen_ip`; `off` keeps none (an address is personal data), and each device's stored address is cleared at its next login or sighting",
+		parse: func(v string, c *config) (err error) {
+			c.LastSeenIP, err = parseOnOff(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_OUTBOX_SECRET", secret: true, verbatim: true, usedBy: forServe,
+		help: "HMAC key that signs each event for the receiver (at least 32 bytes; needed with AUTHD_OUTBOX_URL)",
+		doc:  "the key of the HMAC-SHA256 signature of each event, shared with the receiver: at least 32 bytes, such as `openssl rand -hex 32`; needed with `AUTHD_OUTBOX_URL`",
+		parse: func(v string, c *config) error {
+			c.Outbox.Secret = []byte(v)
+			switch {
+			case v != "" && len(v) < 32:
+				return errors.New("shorter than 32 bytes")
+			case v == "" && c.Outbox.URL != "":
+				return errors.New("needed by AUTHD_OUTBOX_URL")
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_OUTBOX_MAX_BACKOFF", def: "5m", usedBy: forServe,
+		help: "longest wait between two attempts to deliver an event, 1s to 1h",
+		doc:  "the longest wait (`1s` to `1h`) between two attempts to deliver an event the receiver refused or did not answer; the wait doubles from 1 s up to it",
+		parse: func(v string, c *config) error {
+			d, ok := parseDuration(v, time.Second, time.Hour, false)
+			c.Outbox.MaxBackoff = d
+			if !ok {
+				return fmt.Errorf("%q is not a duration from 1s to 1h, such as 5m", v)
 			}
 			return nil
 		},

@@ -168,6 +168,35 @@ func TestConfig_ShutdownDelay(t *testing.T) {
 	}
 }
 
+func TestConfig_Outbox(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	c, err := parseConfig(t, env())
+	if err != nil || c.Outbox.URL != "" || c.Outbox.MaxBackoff != 5*time.Minute {
+		t.Fatalf("defaults: %+v, %v; want no outbox, 5m", c.Outbox, err)
+	}
+	c, err = parseConfig(t, env("AUTHD_OUTBOX_URL=https://hs.example.org/_authd/events", "AUTHD_OUTBOX_SECRET="+secret, "AUTHD_OUTBOX_MAX_BACKOFF=1m"))
+	if err != nil || c.Outbox.URL != "https://hs.example.org/_authd/events" || string(c.Outbox.Secret) != secret || c.Outbox.MaxBackoff != time.Minute {
+		t.Fatalf("set: %+v, %v", c.Outbox, err)
+	}
+	for _, tt := range []struct {
+		name, want string
+		vars       []string
+	}{
+		{"NoSecret", "AUTHD_OUTBOX_SECRET", []string{"AUTHD_OUTBOX_URL=https://hs.example.org/e"}},
+		{"ShortSecret", "AUTHD_OUTBOX_SECRET", []string{"AUTHD_OUTBOX_URL=https://hs.example.org/e", "AUTHD_OUTBOX_SECRET=tiny"}},
+		{"NotHTTP", "AUTHD_OUTBOX_URL", []string{"AUTHD_OUTBOX_URL=ftp://user:hunter2@hs.example.org/e", "AUTHD_OUTBOX_SECRET=" + secret}},
+		{"Backoff", "AUTHD_OUTBOX_MAX_BACKOFF", []string{"AUTHD_OUTBOX_MAX_BACKOFF=2h"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig(t, env(tt.vars...))
+			wantErr(t, err, tt.want)
+			if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "tiny") {
+				t.Fatalf("error %q quotes a secret", err)
+			}
+		})
+	}
+}
+
 func TestConfig_TokenCacheTTL(t *testing.T) {
 	tests := []struct {
 		value string

@@ -27,10 +27,10 @@ const (
 // longer each time up to connectRetryMax, until ctx ends. Any other failure
 // (a bad URL, a wrong password, a missing database, a schema that is behind)
 // is returned at once: waiting will not fix it.
-func connect(ctx context.Context, cfg config, log *slog.Logger) (appStore, error) {
+func connect(ctx context.Context, cfg config, outbox outboxHook, log *slog.Logger) (appStore, error) {
 	delay := connectRetryFirst
 	for attempt := 1; ; attempt++ {
-		st, err := openCurrent(ctx, cfg)
+		st, err := openCurrent(ctx, cfg, outbox)
 		if err == nil {
 			if attempt > 1 {
 				log.LogAttrs(ctx, slog.LevelInfo, "database reachable", slog.Int("attempt", attempt))
@@ -60,8 +60,8 @@ func connect(ctx context.Context, cfg config, log *slog.Logger) (appStore, error
 
 // openCurrent opens the store, migrating it if configured, and returns it
 // only if its schema is current.
-func openCurrent(ctx context.Context, cfg config) (appStore, error) {
-	st, err := openStore(ctx, cfg.DatabaseURL)
+func openCurrent(ctx context.Context, cfg config, outbox outboxHook) (appStore, error) {
+	st, err := openStore(ctx, cfg.DatabaseURL, outbox)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,8 @@ Commands:
   migrate [up|version]                    apply or show schema migrations
   user create LOCALPART [--email ADDR] [--password-stdin]
   user passwd LOCALPART [--password-stdin] [--keep-sessions]
-  user deactivate LOCALPART               also revokes every session
+  user deactivate LOCALPART               also revokes every session, unbinds
+                                          the emails and removes the password
   user list
   user email add|remove LOCALPART ADDR
   healthcheck                             exit 0 when /readyz says ready

@@ -27,7 +27,7 @@ func runMigrate(ctx context.Context, env *environment, args []string) error {
 		return fmt.Errorf("unknown migrate action %q: use up or version", action)
 	}
 
-	st, err := openStore(ctx, cfg.DatabaseURL)
+	st, err := openStore(ctx, cfg.DatabaseURL, outboxHook{})
 	if err != nil {
 		return err
 	}

@@ -27,8 +27,15 @@ const redisProbeInterval = time.Second
 // them when there is one.
 type rateLimits struct {
 	loginIP, loginFailed, loginSuccess, refreshIP, tokenFailures ratelimit.Limiter
-	shared                                                       *ratelimit.Backend // nil: in-process limits
+	// loginTokens limits the login tokens issued per user, by the fixed
+	// loginTokenRule.
+	loginTokens ratelimit.Limiter
+	shared      *ratelimit.Backend // nil: in-process limits
 }
+
+// loginTokenRule allows one login token per user a minute, the spec's
+// suggestion: each token is a new session, asked for with the password.
+var loginTokenRule = ratelimit.Rule{Burst: 1, Every: time.Minute}
 
 // newRateLimits builds the limiters the configuration asks for. With the
 // Redis backend it also returns the function that watches Redis, to run
@@ -42,7 +49,7 @@ func newRateLimits(cfg config, log *slog.Logger) (rateLimits, func(context.Conte
 		return rateLimits{
 			loginIP: newLimiter(l.LoginIP), loginFailed: newLimiter(l.LoginFailed),
 			loginSuccess: newLimiter(l.LoginSuccess), refreshIP: newLimiter(l.RefreshIP),
-			tokenFailures: newLimiter(l.TokenFailures),
+			tokenFailures: newLimiter(l.TokenFailures), loginTokens: newLimiter(loginTokenRule),
 		}, nil, nil
 	}
 	client, err := ratelimit.NewClient(l.RedisURL)
@@ -62,6 +69,7 @@ func newRateLimits(cfg config, log *slog.Logger) (rateLimits, func(context.Conte
 		loginSuccess:  b.Limiter("login_success", l.LoginSuccess, 0),
 		refreshIP:     b.Limiter("refresh_ip", l.RefreshIP, 0),
 		tokenFailures: b.Limiter("token_failures", l.TokenFailures, 0),
+		loginTokens:   b.Limiter("login_tokens", loginTokenRule, 0),
 		shared:        b,
 	}
 	watch := func(ctx context.Context) {
@@ -99,7 +107,7 @@ func (rl rateLimits) Forgiven() uint64 {
 		return rl.shared.Forgiven()
 	}
 	var n uint64
-	for _, l := range []ratelimit.Limiter{rl.loginIP, rl.loginFailed, rl.loginSuccess, rl.refreshIP} {
+	for _, l := range []ratelimit.Limiter{rl.loginIP, rl.loginFailed, rl.loginSuccess, rl.refreshIP, rl.loginTokens} {
 		if m, ok := l.(*ratelimit.Memory); ok {
 			n += m.Forgiven()
 		}

@@ -15,7 +15,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/authd/authd/internal/api"
+	"github.com/authd/authd/internal/lastseen"
 	"github.com/authd/authd/internal/metrics"
+	"github.com/authd/authd/internal/outbox"
 	"github.com/authd/authd/internal/password"
 	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/tokencache"
@@ -71,6 +73,17 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if cache != nil { // both stores broadcast revocations
 		mopts.Revocations = feed
 	}
+	// The deliverer of the outbox starts once the store is open; the
+	// store kicks it after each commit that wrote events.
+	var delivering atomic.Pointer[outbox.Deliverer]
+	hook := outboxHook{on: cfg.Outbox.URL != "", written: func() {
+		if d := delivering.Load(); d != nil {
+			d.Kick()
+		}
+	}}
+	if hook.on {
+		mopts.Outbox = outboxCounts{&delivering}
+	}
 	m := metrics.New(mopts)
 	deps := api.Deps{
 		Hasher:        hasher,
@@ -108,6 +121,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		deps.Metrics = m.Handler()
 	}
 	deps.TrustedProxies = cfg.Limits.TrustedProxies
+	deps.LastSeenIP = cfg.LastSeenIP
 	var restoreProcs func()
 	deps.HashConcurrency, restoreProcs = reserveProc(cfg.Limits.HashConcurrency)
 	defer restoreProcs()
@@ -117,6 +131,8 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	deps.LoginIPLimiter, deps.LoginFailedLimiter = limits.loginIP, limits.loginFailed
 	deps.LoginSuccessLimiter, deps.RefreshIPLimiter = limits.loginSuccess, limits.refreshIP
 	deps.TokenFailureLimiter = limits.tokenFailures
+	deps.LoginTokens, deps.LoginTokenTTL = cfg.LoginTokens, cfg.LoginTokenTTL
+	deps.LoginTokenLimiter = limits.loginTokens
 	var handler swapHandler
 	handler.set(api.NewUnavailable(deps))
 
@@ -166,7 +182,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	}
 
 	err = func() error {
-		st, err := connect(runCtx, cfg, log)
+		st, err := connect(runCtx, cfg, hook, log)
 		if err != nil {
 			if runCtx.Err() != nil {
 				return nil // stopped while waiting: shutdown says why
@@ -191,6 +207,33 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 			defer func() { // before st.Close
 				stopFeed()
 				feeding.Wait()
+			}()
+		}
+		if cfg.LastSeenInterval > 0 {
+			rec := lastseen.New(st, lastseen.Options{Interval: cfg.LastSeenInterval, Logger: log})
+			deps.LastSeen = rec
+			recordCtx, stopRecording := context.WithCancel(context.Background())
+			var recording sync.WaitGroup
+			recording.Go(func() { rec.Run(recordCtx) })
+			// Deferred after st.Close, so run before it, and after
+			// shutdown has drained the requests: the last write has
+			// every sighting.
+			defer func() {
+				stopRecording()
+				recording.Wait()
+			}()
+		}
+		if hook.on {
+			d := outbox.New(st, outbox.Config{
+				URL: cfg.Outbox.URL, Secret: cfg.Outbox.Secret, MaxBackoff: cfg.Outbox.MaxBackoff, Logger: log,
+			})
+			delivering.Store(d)
+			deliverCtx, stopDelivery := context.WithCancel(context.Background())
+			var delivery sync.WaitGroup
+			delivery.Go(func() { _ = d.Run(deliverCtx) })
+			defer func() { // before st.Close
+				stopDelivery()
+				delivery.Wait()
 			}()
 		}
 		handler.set(api.New(deps))
@@ -267,4 +310,24 @@ func surveyPasswordCosts(ctx context.Context, st store.UserStore, hasher *passwo
 	}
 	hasher.Warm()
 	return nil
+}
+
+// outboxCounts reads the deliverer's counters for the metrics, zero until
+// it has started.
+type outboxCounts struct {
+	d *atomic.Pointer[outbox.Deliverer]
+}
+
+func (c outboxCounts) Delivered() uint64 {
+	if d := c.d.Load(); d != nil {
+		return d.Delivered()
+	}
+	return 0
+}
+
+func (c outboxCounts) Failed() uint64 {
+	if d := c.d.Load(); d != nil {
+		return d.Failed()
+	}
+	return 0
 }

@@ -18,9 +18,17 @@ type appStore interface {
 	store.Migrator
 }
 
+// outboxHook says whether a store writes events for the homeserver (see
+// internal/outbox): on when AUTHD_OUTBOX_URL is set. written, if not nil,
+// is called after each commit that wrote events.
+type outboxHook struct {
+	on      bool
+	written func()
+}
+
 // openStore opens the store the database URL selects. It is the only place
 // that names concrete store types.
-func openStore(ctx context.Context, databaseURL string) (appStore, error) {
+func openStore(ctx context.Context, databaseURL string, outbox outboxHook) (appStore, error) {
 	kind, target, err := parseDatabaseURL(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("AUTHD_DATABASE_URL: %w", err)
@@ -29,13 +37,21 @@ func openStore(ctx context.Context, databaseURL string) (appStore, error) {
 	defer cancel()
 	switch kind {
 	case postgresDB:
-		db, err := postgres.Open(ctx, target)
+		var opts []postgres.Option
+		if outbox.on {
+			opts = append(opts, postgres.Outbox(outbox.written))
+		}
+		db, err := postgres.Open(ctx, target, opts...)
 		if err != nil {
 			return nil, oneLineError{"cannot reach the database: " + oneLine(err), err}
 		}
 		return db, nil
 	default:
-		db, err := sqlite.Open(ctx, target)
+		var opts []sqlite.Option
+		if outbox.on {
+			opts = append(opts, sqlite.Outbox(outbox.written))
+		}
+		db, err := sqlite.Open(ctx, target, opts...)
 		if err != nil {
 			return nil, oneLineError{"cannot open the database: " + oneLine(err), err}
 		}

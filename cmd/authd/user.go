@@ -83,7 +83,9 @@ func (c *userCommand) parse(args []string, want int, usage string) ([]string, er
 }
 
 func (c *userCommand) open(ctx context.Context) (appStore, error) {
-	st, err := openStore(ctx, c.cfg.DatabaseURL)
+	// The serve that delivers the outbox finds the CLI's events when it
+	// next looks.
+	st, err := openStore(ctx, c.cfg.DatabaseURL, outboxHook{on: c.cfg.Outbox.URL != ""})
 	if err != nil {
 		return nil, err
 	}
@@ -212,10 +214,10 @@ func runUserDeactivate(ctx context.Context, env *environment, args []string) err
 		return err
 	}
 	defer st.Close()
-	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC()); err != nil {
+	if err := st.DeactivateUser(ctx, u.ID, time.Now().UTC(), false, store.UIAGrant{}); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "deactivated %s; every session revoked\n", u.ID)
+	fmt.Fprintf(env.stdout, "deactivated %s; every session revoked, every email address unbound, the password removed\n", u.ID)
 	return nil
 }
 
@@ -284,20 +286,15 @@ func runUserEmail(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "bound %s to %s\n", addr, u.ID)
 		return nil
 	}
-	tps, err := st.ListThreePIDs(ctx, u.ID)
+	err = st.DeleteThreePID(ctx, u.ID, store.MediumEmail, addr)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("email %s is not bound to %s", addr, u.ID)
+	}
 	if err != nil {
 		return err
 	}
-	for _, t := range tps {
-		if t.Medium == store.MediumEmail && t.Address == addr {
-			if err := st.DeleteThreePID(ctx, store.MediumEmail, addr); err != nil {
-				return err
-			}
-			fmt.Fprintf(env.stdout, "unbound %s from %s\n", addr, u.ID)
-			return nil
-		}
-	}
-	return fmt.Errorf("email %s is not bound to %s", addr, u.ID)
+	fmt.Fprintf(env.stdout, "unbound %s from %s\n", addr, u.ID)
+	return nil
 }
 
 // newUserID builds the ID of a new user from a localpart (or a full ID on

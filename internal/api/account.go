@@ -12,6 +12,7 @@ import (
 // server anything else bound one at.
 const unbindNoSupport = "no-support"
 
+// unbindResponse answers deactivation and POST /account/3pid/delete.
 type unbindResponse struct {
 	IDServerUnbindResult string `json:"id_server_unbind_result"`
 }
@@ -110,7 +111,8 @@ func (a *api) handleDeactivate(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if _, _, err := body.boolean("erase"); err != nil {
+	erase, _, err := body.boolean("erase")
+	if err != nil {
 		a.writeError(w, r, badRequest("M_BAD_JSON", "erase must be true or false"))
 		return
 	}
@@ -123,7 +125,7 @@ func (a *api) handleDeactivate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := sessionFrom(r.Context()).AccessToken.UserID
-	err = a.Store.DeactivateUser(r.Context(), userID, a.Now().UTC(), grant)
+	err = a.Store.DeactivateUser(r.Context(), userID, a.Now().UTC(), erase, grant)
 	if err != nil {
 		a.writeError(w, r, uiaGrantError(err))
 		return

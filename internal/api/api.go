@@ -46,7 +46,12 @@ type Store interface {
 	FindUIASession(ctx context.Context, h store.TokenHash, now time.Time) (store.UIASession, error)
 	DeleteDevices(ctx context.Context, userID string, deviceIDs []string, g store.UIAGrant) ([]string, error)
 	ChangePassword(ctx context.Context, c store.PasswordChange) ([]string, error)
-	DeactivateUser(ctx context.Context, userID string, at time.Time, g store.UIAGrant) error
+	DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g store.UIAGrant) error
+	ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error)
+	DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error
+
+	CreateLoginToken(ctx context.Context, t store.LoginToken, g store.UIAGrant) error
+	ConsumeLoginToken(ctx context.Context, h store.TokenHash, now time.Time) (store.User, error)
 }
 
 // Every store satisfies Store.
@@ -100,9 +105,27 @@ type Deps struct {
 	// UIASessionTTL is how long a User-Interactive Authentication session
 	// lasts from its challenge (defaultUIASessionTTL when zero).
 	UIASessionTTL time.Duration
+	// LoginTokens turns on m.login.token: POST /login accepts login
+	// tokens and GET /login advertises them. Off, such a login is an
+	// unknown login type.
+	LoginTokens bool
+	// LoginTokenTTL is the lifetime of a login token
+	// (defaultLoginTokenTTL when zero).
+	LoginTokenTTL time.Duration
+	// LoginTokenLimiter limits, per user, the login tokens issued; nil
+	// disables it.
+	LoginTokenLimiter ratelimit.Limiter
 	// TrustedProxies are the peers whose X-Forwarded-For is believed (see
 	// clientIP). Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// LastSeen, when set, is told of every request whose access token is
+	// accepted (every authenticated route and /_authd/verify); nil records
+	// nothing (a device's last-seen time is then its last login).
+	LastSeen LastSeenRecorder
+	// LastSeenIP keeps the client's address (see clientIP) as the
+	// device's last-seen address, at login and in what LastSeen is told;
+	// false keeps none.
+	LastSeenIP bool
 	// HashConcurrency bounds the password checks that run at once
 	// (GOMAXPROCS when zero); a login that waits HashQueueTimeout
 	// (defaultHashQueueTimeout when zero) for a slot is answered 429.
@@ -188,6 +211,9 @@ func New(d Deps) http.Handler {
 	if a.Tokens.AccessTTL <= 0 {
 		a.Tokens.AccessTTL = defaultAccessTTL
 	}
+	if a.LoginTokenTTL <= 0 {
+		a.LoginTokenTTL = defaultLoginTokenTTL
+	}
 	if a.HashConcurrency <= 0 {
 		a.HashConcurrency = runtime.GOMAXPROCS(0)
 	}
@@ -249,12 +275,18 @@ func New(d Deps) http.Handler {
 				r.Post("/delete_devices", a.handleDeleteDevices)
 				r.Post("/account/password", a.handleChangePassword)
 				r.Post("/account/deactivate", a.handleDeactivate)
+				r.Get("/account/3pid", a.handleListThreePIDs)
+				r.Post("/account/3pid/delete", a.handleDeleteThreePID)
 			})
 		})
 	}
 	// Synapse before 1.72 served /refresh under v1 only, and matrix-js-sdk
 	// falls back to it on M_UNRECOGNIZED.
 	r.With(limitRefreshes).Post("/_matrix/client/v1/refresh", a.handleRefresh)
+	if a.LoginTokens {
+		// Served under v1 only, as the spec defines it.
+		r.With(a.requireAuth(false)).Post("/_matrix/client/v1/login/get_token", a.handleGetLoginToken)
+	}
 	// The r0.2.0 seed's exchange, which predates the v3 API.
 	r.With(limitRefreshes).Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)
 	return r

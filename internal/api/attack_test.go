@@ -247,7 +247,7 @@ func TestAttack_TimingSameWork(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := st.DeactivateUser(ctx, "@gone:example.org", h.clock.t); err != nil {
+		if err := st.DeactivateUser(ctx, "@gone:example.org", h.clock.t, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		prefixes, err := st.FindPasswordHashPrefixes(ctx)

@@ -3,7 +3,12 @@ package api_test
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -66,8 +71,14 @@ func newFixture(h *harness) fixture {
 	ctx := context.Background()
 	createUser(h, "@alice:example.org", alicePW, store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: "@alice:example.org", AddedAt: h.clock.t})
 	createUser(h, "@bob:example.org", bobPW)
-	createUser(h, "@gone:example.org", gonePW)
-	if err := h.st.DeactivateUser(ctx, "@gone:example.org", h.clock.t); err != nil {
+	// @gone is marked deactivated and still has its hash: an account
+	// deactivated before deactivation removed hashes (L-6). One deactivated
+	// now has none, and answers as an unknown account (DA-1).
+	hashes, err := fixtureHashes()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.CreateUser(ctx, store.User{ID: "@gone:example.org", PasswordHash: hashes[gonePW], CreatedAt: h.clock.t, DeactivatedAt: h.clock.t}); err != nil {
 		h.t.Fatal(err)
 	}
 	return fixture{
@@ -663,7 +674,7 @@ var conformance = []conformanceCase{
 		wantStatus: 401, wantErrcode: "M_UNKNOWN_TOKEN", want: map[string]any{"soft_logout": false}},
 	{id: "A-4", name: "DeactivatedIsNotSoftLogout", method: "GET", path: whoamiPath, headers: []string{"Authorization: Bearer {token}"},
 		setup: func(h *harness, _ fixture) {
-			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t); err != nil {
+			if err := h.st.DeactivateUser(context.Background(), "@alice:example.org", h.clock.t, false, store.UIAGrant{}); err != nil {
 				h.t.Fatal(err)
 			}
 		},
@@ -797,6 +808,53 @@ var conformance = []conformanceCase{
 		}},
 	{id: "DV-4", name: "ExpiredToken", method: "GET", path: v3 + "/devices/PHONE", headers: []string{"Authorization: Bearer {expired}"},
 		wantStatus: 401, wantErrcode: "M_UNKNOWN_TOKEN", want: map[string]any{"soft_logout": true}},
+	{id: "DV-5", name: "LoginSetsLastSeen", method: "GET", path: v3 + "/devices/NEWPHONE", headers: []string{"Authorization: Bearer {token}"},
+		deps: func(d *api.Deps) { d.LastSeenIP = true },
+		setup: func(h *harness, _ fixture) {
+			h.clock.t = h.clock.t.Add(time.Minute)
+			h.login(`{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"secret pw","device_id":"NEWPHONE"}`)
+		},
+		wantStatus: 200, check: func(t *testing.T, h *harness, _ fixture, r response) {
+			wantDeviceLastSeen(t, r, h.clock.t, "192.0.2.1")
+		}},
+	{id: "DV-5", name: "UnknownAddressAbsent", method: "GET", path: v3 + "/devices", headers: []string{"Authorization: Bearer {token}"},
+		wantStatus: 200, check: func(t *testing.T, _ *harness, _ fixture, r response) {
+			devices, _ := r.body["devices"].([]any)
+			for _, d := range devices {
+				if d, _ := d.(map[string]any); d["last_seen_ip"] != nil {
+					t.Fatalf("a device with no known address has last_seen_ip: %s", r.raw)
+				}
+			}
+		}},
+	{id: "DV-5", name: "AddressesOff", method: "GET", path: v3 + "/devices/NEWPHONE", headers: []string{"Authorization: Bearer {token}"},
+		setup: func(h *harness, _ fixture) {
+			h.login(`{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"secret pw","device_id":"NEWPHONE"}`)
+		},
+		wantStatus: 200, check: func(t *testing.T, h *harness, _ fixture, r response) {
+			wantDeviceLastSeen(t, r, h.clock.t, "")
+		}},
+	{id: "DV-6", name: "UseMovesLastSeen", method: "GET", path: v3 + "/account/whoami",
+		headers: []string{"Authorization: Bearer {token}", "Remote-Addr: 127.0.0.1:4000", "X-Forwarded-For: 2001:db8::7"},
+		deps: func(d *api.Deps) {
+			d.LastSeenIP = true
+			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			d.LastSeen = writeThrough{d.Store.(store.LastSeenStore)}
+		},
+		setup:      func(h *harness, _ fixture) { h.clock.t = h.clock.t.Add(time.Hour) },
+		wantStatus: 200, check: func(t *testing.T, h *harness, _ fixture, _ response) {
+			wantStoredLastSeen(t, h, "PHONE", h.clock.t, "2001:db8::7")
+		}},
+	{id: "DV-6", name: "VerifyMovesLastSeen", method: "GET", path: "/_authd/verify",
+		headers: []string{"Authorization: Bearer {token}", "Remote-Addr: 127.0.0.1:4000", "X-Forwarded-For: 198.51.100.3"},
+		deps: func(d *api.Deps) {
+			d.LastSeenIP = true
+			d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			d.LastSeen = writeThrough{d.Store.(store.LastSeenStore)}
+		},
+		setup:      func(h *harness, _ fixture) { h.clock.t = h.clock.t.Add(time.Hour) },
+		wantStatus: 200, check: func(t *testing.T, h *harness, _ fixture, _ response) {
+			wantStoredLastSeen(t, h, "PHONE", h.clock.t, "198.51.100.3")
+		}},
 
 	// 9. User IDs.
 	{id: "U-1", name: "ResponseUserIDGrammar", method: "POST", path: loginPath, body: login(`{"type":"m.id.user","user":"Alice"}`),
@@ -978,7 +1036,7 @@ func TestConformance_Coverage(t *testing.T) {
 	}
 	// A requirement is a table row "| ID | requirement | spec |"; one whose
 	// text says "Not applicable" has no row here, by design.
-	rowRE := regexp.MustCompile(`(?m)^\| *([A-Z]+-[0-9]+) *\|(.*)$`)
+	rowRE := regexp.MustCompile(`(?m)^\| *([0-9A-Z]+-[0-9]+) *\|(.*)$`)
 	var want, notApplicableOnPage []string
 	for _, m := range rowRE.FindAllStringSubmatch(string(page), -1) {
 		if strings.Contains(m[2], "Not applicable") {
@@ -1006,6 +1064,17 @@ func TestConformance_Coverage(t *testing.T) {
 		}
 		if reason, ok := notApplicable[c.id]; ok {
 			t.Errorf("%s has a row but is marked not applicable (%s)", c.id, reason)
+		}
+	}
+	declared := declaredTests(t)
+	for id, tests := range multiStepTests {
+		for _, name := range tests {
+			if !declared[name] {
+				t.Errorf("%s names %s, which no test file of the package declares", id, name)
+			}
+		}
+		if !slices.Contains(got, id) {
+			got = append(got, id)
 		}
 	}
 	slices.Sort(got)
@@ -1047,6 +1116,40 @@ func wantDeviceList(t *testing.T, h *harness, r response) {
 
 // wantDeviceName asserts a device's display name as its owner (token tok)
 // reads it; "" means the device has none, and the key is absent.
+// writeThrough records every sighting in the store at once, so that a row
+// sees it; serve's recorder (internal/lastseen) writes them in batches.
+type writeThrough struct{ st store.LastSeenStore }
+
+func (w writeThrough) Seen(userID, deviceID string, ip netip.Addr, at time.Time) {
+	var addr string
+	if ip.IsValid() {
+		addr = ip.String()
+	}
+	if err := w.st.RecordLastSeen(context.Background(), []store.DeviceSeen{{UserID: userID, DeviceID: deviceID, IP: addr, At: at}}); err != nil {
+		panic(err)
+	}
+}
+
+// wantStoredLastSeen asserts what the store holds of alice's device.
+func wantStoredLastSeen(t *testing.T, h *harness, deviceID string, at time.Time, ip string) {
+	t.Helper()
+	d, err := h.st.FindDevice(context.Background(), "@alice:example.org", deviceID)
+	if err != nil || !d.LastSeenAt.Equal(at) || d.LastSeenIP != ip {
+		t.Fatalf("device %s: %+v, %v; want last seen at %v from %q", deviceID, d, err, at, ip)
+	}
+}
+
+// wantDeviceLastSeen asserts a device's last_seen_ts (at, in milliseconds)
+// and last_seen_ip (absent for "").
+func wantDeviceLastSeen(t *testing.T, r response, at time.Time, ip string) {
+	t.Helper()
+	ts, _ := r.body["last_seen_ts"].(float64)
+	gotIP, present := r.body["last_seen_ip"]
+	if r.status != 200 || int64(ts) != at.UnixMilli() || present != (ip != "") || (present && gotIP != ip) {
+		t.Fatalf("device %d %s, want last_seen_ts %d and last_seen_ip %q", r.status, r.raw, at.UnixMilli(), ip)
+	}
+}
+
 func wantDeviceName(t *testing.T, h *harness, tok, deviceID, name string) {
 	t.Helper()
 	r := h.do("GET", v3+"/devices/"+deviceID, "", bearer(tok))
@@ -1054,4 +1157,28 @@ func wantDeviceName(t *testing.T, h *harness, tok, deviceID, name string) {
 	if r.status != 200 || present != (name != "") || (present && got != name) {
 		t.Fatalf("GET /devices/%s = %d %s, want display_name %q", deviceID, r.status, r.raw, name)
 	}
+}
+
+// declaredTests names every top-level Test function of the package's test
+// files.
+func declaredTests(t *testing.T) map[string]bool {
+	t.Helper()
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	fset := gotoken.NewFileSet()
+	for _, f := range files {
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
+				names[fn.Name.Name] = true
+			}
+		}
+	}
+	return names
 }

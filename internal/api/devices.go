@@ -14,16 +14,19 @@ import (
 )
 
 // deviceResponse is one device as the device management endpoints show it.
-// A device without a display name has no display_name key (not ""), and
-// last_seen_ip is left out: authd does not keep addresses.
+// A device without a display name has no display_name key (not ""), and one
+// without a known address no last_seen_ip (not logged in or used since
+// addresses are kept, or they are not kept: Deps.LastSeenIP). Both may be an
+// interval behind (see internal/lastseen), as the spec allows.
 type deviceResponse struct {
 	DeviceID    string `json:"device_id"`
 	DisplayName string `json:"display_name,omitempty"`
+	LastSeenIP  string `json:"last_seen_ip,omitempty"`
 	LastSeenTS  int64  `json:"last_seen_ts"`
 }
 
 func newDeviceResponse(d store.Device) deviceResponse {
-	return deviceResponse{DeviceID: d.ID, DisplayName: d.DisplayName, LastSeenTS: d.LastSeenAt.UnixMilli()}
+	return deviceResponse{DeviceID: d.ID, DisplayName: d.DisplayName, LastSeenIP: d.LastSeenIP, LastSeenTS: d.LastSeenAt.UnixMilli()}
 }
 
 type devicesResponse struct {

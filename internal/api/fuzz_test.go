@@ -28,7 +28,7 @@ func FuzzLoginDecoder(f *testing.F) {
 		req := httptest.NewRequest("POST", "/_matrix/client/v3/login", strings.NewReader(string(body)))
 		obj, err := readJSONObject(httptest.NewRecorder(), req, false)
 		if err == nil {
-			_, err = parseLogin(obj)
+			_, err = parseLogin(obj, true)
 		}
 		if err == nil {
 			return

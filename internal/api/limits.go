@@ -22,6 +22,9 @@ const (
 	// ruleTokenFailures is the per-address budget of unknown access tokens
 	// (Deps.TokenFailureLimiter).
 	ruleTokenFailures = "token_failures"
+	// ruleLoginTokens is the per-user budget of login tokens issued
+	// (Deps.LoginTokenLimiter).
+	ruleLoginTokens = "login_tokens"
 )
 
 // limitByIP refuses, with 429, a request whose client address is over l

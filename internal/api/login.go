@@ -26,15 +26,22 @@ const (
 
 type loginFlow struct {
 	Type string `json:"type"`
+	// GetLoginToken tells a client that POST /login/get_token is served.
+	GetLoginToken bool `json:"get_login_token,omitempty"`
 }
 
 type loginFlowsResponse struct {
 	Flows []loginFlow `json:"flows"`
 }
 
-// handleLoginFlows handles GET /login: the password flow is the only one.
+// handleLoginFlows handles GET /login: the password flow, and the login
+// token flow when it is on.
 func (a *api) handleLoginFlows(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, loginFlowsResponse{Flows: []loginFlow{{Type: loginTypePassword}}})
+	flows := []loginFlow{{Type: loginTypePassword}}
+	if a.LoginTokens {
+		flows = append(flows, loginFlow{Type: loginTypeToken, GetLoginToken: true})
+	}
+	writeJSON(w, http.StatusOK, loginFlowsResponse{Flows: flows})
 }
 
 type loginResponse struct {
@@ -64,6 +71,8 @@ type baseURL struct {
 type loginRequest struct {
 	who          loginIdentity
 	password     string
+	tokenLogin   bool // m.login.token: loginToken names the user, who is empty
+	loginToken   string
 	deviceID     string // "" when the client did not choose one
 	displayName  string
 	wantsRefresh bool // the client asked for a refresh token
@@ -122,9 +131,12 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 	if err != nil {
 		return loginResponse{}, err
 	}
-	req, err := parseLogin(body)
+	req, err := parseLogin(body, a.LoginTokens)
 	if err != nil {
 		return loginResponse{}, err
+	}
+	if req.tokenLogin {
+		return a.loginWithToken(r, req)
 	}
 	u, err := a.findLoginUser(r, req.who)
 	found := err == nil
@@ -193,6 +205,7 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 			DisplayName: req.displayName,
 			CreatedAt:   now,
 			LastSeenAt:  now,
+			LastSeenIP:  a.lastSeenIP(r),
 		},
 		AccessToken: pair.accessRow(u.ID, deviceID),
 	}
@@ -224,8 +237,10 @@ func (a *api) startSession(r *http.Request, u store.User, req loginRequest) (log
 
 // parseLogin validates a login body with Synapse's errcodes (L-7 in docs/conformance.md)
 // and resolves the deprecated top-level fields with Synapse's precedence:
-// "medium" + "address" over "user" over "identifier".
-func parseLogin(body jsonObject) (loginRequest, error) {
+// "medium" + "address" over "user" over "identifier". With loginTokens on
+// it takes m.login.token too, whose token names the user: its identifier
+// and user are ignored (mautrix sends "identifier": {"type": ""}).
+func parseLogin(body jsonObject, loginTokens bool) (loginRequest, error) {
 	var req loginRequest
 	if _, ok := body["type"]; !ok {
 		return req, badRequest("M_UNKNOWN", "Missing JSON keys.")
@@ -234,14 +249,21 @@ func parseLogin(body jsonObject) (loginRequest, error) {
 	if err != nil || !body.present("type") {
 		return req, badRequest("M_INVALID_PARAM", "Bad parameter: type")
 	}
-	if typ != loginTypePassword {
+	switch {
+	case typ == loginTypePassword:
+		pw, ok, err := body.str("password")
+		if err != nil || !ok {
+			return req, badRequest("M_INVALID_PARAM", "Bad parameter: password")
+		}
+		req.password = pw
+	case typ == loginTypeToken && loginTokens:
+		req.tokenLogin = true
+		if req.loginToken, err = parseLoginToken(body); err != nil {
+			return req, err
+		}
+	default:
 		return req, badRequest("M_UNKNOWN", "Unknown login type "+quote(typ))
 	}
-	pw, ok, err := body.str("password")
-	if err != nil || !ok {
-		return req, badRequest("M_INVALID_PARAM", "Bad parameter: password")
-	}
-	req.password = pw
 
 	if req.wantsRefresh, _, err = body.boolean("refresh_token"); err != nil {
 		return req, badRequest("M_UNKNOWN", "`refresh_token` should be true or false.")
@@ -262,6 +284,9 @@ func parseLogin(body jsonObject) (loginRequest, error) {
 		return req, err
 	}
 
+	if req.tokenLogin {
+		return req, nil
+	}
 	req.who, err = parseIdentity(body)
 	return req, err
 }

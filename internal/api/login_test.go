@@ -11,6 +11,7 @@ import (
 
 	"github.com/authd/authd/internal/api"
 	"github.com/authd/authd/internal/ratelimit"
+	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/token"
 )
 
@@ -95,7 +96,7 @@ func TestLogin_Forbidden(t *testing.T) {
 		h := newHarness(t, st)
 		h.addUser("@alice:example.org", "secret pw", "alice@example.org")
 		h.addUser("@gone:example.org", "gone pw")
-		if err := st.DeactivateUser(context.Background(), "@gone:example.org", h.clock.t); err != nil {
+		if err := st.DeactivateUser(context.Background(), "@gone:example.org", h.clock.t, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		forbidden := `{"errcode":"M_FORBIDDEN","error":"Invalid username or password"}`
@@ -113,7 +114,8 @@ func TestLogin_Forbidden(t *testing.T) {
 			{"HugeUser", `{"type":"m.login.password","user":"` + strings.Repeat("a", 300) + `","password":"secret pw"}`, "M_FORBIDDEN"},
 			{"PasswordTooLong", `{"type":"m.login.password","user":"alice","password":"` + strings.Repeat("p", 2000) + `"}`, "M_FORBIDDEN"},
 			{"DeactivatedWrongPassword", `{"type":"m.login.password","user":"gone","password":"nope"}`, "M_FORBIDDEN"},
-			{"DeactivatedRightPassword", `{"type":"m.login.password","user":"gone","password":"gone pw"}`, "M_USER_DEACTIVATED"},
+			// Deactivation removed the hash: the right password is as wrong as any.
+			{"DeactivatedRightPassword", `{"type":"m.login.password","user":"gone","password":"gone pw"}`, "M_FORBIDDEN"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

@@ -232,6 +232,9 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 				}
 				s.AccessToken.Pending = false
 			}
+			if a.LastSeen != nil {
+				a.LastSeen.Seen(s.AccessToken.UserID, s.AccessToken.DeviceID, a.lastSeenAddr(r), a.Now())
+			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 		})
 	}

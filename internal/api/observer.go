@@ -15,8 +15,8 @@ type Observer interface {
 	// "hash_busy" or "error".
 	LoginAttempt(outcome string)
 	// RateLimited counts a request refused by a rate-limit rule: "ip",
-	// "account_failed", "account_success", "refresh_ip" or
-	// "token_failures".
+	// "account_failed", "account_success", "refresh_ip", "token_failures"
+	// or "login_tokens".
 	RateLimited(rule string)
 	// HashWait is how long a password check waited for a hashing slot.
 	HashWait(d time.Duration)
@@ -45,7 +45,7 @@ func LoginOutcomes() []string {
 // RateLimitRules returns the rules RateLimited reports, so that an
 // Observer may start each one at zero.
 func RateLimitRules() []string {
-	return []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures}
+	return []string{ruleIP, ruleAccountFailed, ruleAccountSuccess, ruleRefreshIP, ruleTokenFailures, ruleLoginTokens}
 }
 
 type nopObserver struct{}

@@ -319,7 +319,7 @@ func TestRevocation_AllDevicesAcrossReplicas(t *testing.T) {
 			}
 		},
 		"CLIDeactivate": func(t *testing.T, _ *replica, cli *postgres.DB, _ string) {
-			if err := cli.DeactivateUser(context.Background(), "@alice:example.org", time.Now()); err != nil {
+			if err := cli.DeactivateUser(context.Background(), "@alice:example.org", time.Now(), false, store.UIAGrant{}); err != nil {
 				t.Fatal(err)
 			}
 		},

@@ -133,8 +133,32 @@ func (b boundedStore) ChangePassword(ctx context.Context, c store.PasswordChange
 	return b.s.ChangePassword(ctx, c)
 }
 
-func (b boundedStore) DeactivateUser(ctx context.Context, userID string, at time.Time, g store.UIAGrant) error {
+func (b boundedStore) DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g store.UIAGrant) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	return b.s.DeactivateUser(ctx, userID, at, g)
+	return b.s.DeactivateUser(ctx, userID, at, erase, g)
+}
+
+func (b boundedStore) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ListThreePIDs(ctx, userID)
+}
+
+func (b boundedStore) DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.DeleteThreePID(ctx, userID, medium, address)
+}
+
+func (b boundedStore) CreateLoginToken(ctx context.Context, t store.LoginToken, g store.UIAGrant) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.CreateLoginToken(ctx, t, g)
+}
+
+func (b boundedStore) ConsumeLoginToken(ctx context.Context, h store.TokenHash, now time.Time) (store.User, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ConsumeLoginToken(ctx, h, now)
 }

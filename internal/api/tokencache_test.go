@@ -216,7 +216,9 @@ func TestTokenCache_Refresh(t *testing.T) {
 func TestTokenCache_RevokedElsewhere(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st testStore) {
 		revoke := map[string]func(ctx context.Context, userID string, at time.Time) error{
-			"Deactivate": st.DeactivateUser,
+			"Deactivate": func(ctx context.Context, userID string, at time.Time) error {
+				return st.DeactivateUser(ctx, userID, at, false, store.UIAGrant{})
+			},
 			"PasswordChange": func(ctx context.Context, userID string, _ time.Time) error {
 				if err := st.UpdatePasswordHash(ctx, userID, "$authd-v1$changed"); err != nil {
 					return err

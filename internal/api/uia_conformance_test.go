@@ -58,6 +58,10 @@ func wantPassword(t *testing.T, h *harness, works, fails string) {
 	if r.status != 200 {
 		t.Fatalf("login with %q: %d %s", works, r.status, r.raw)
 	}
+	// Leave no device behind for the caller's later checks.
+	if out := h.do("POST", logoutPath, "", bearer(r.str("access_token"))); out.status != 200 {
+		t.Fatalf("logout after the check: %d %s", out.status, out.raw)
+	}
 	wantError(t, h.do("POST", loginPath, `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"`+fails+`"}`), 403, "M_FORBIDDEN")
 }
 
@@ -107,7 +111,7 @@ var uiaConformance = []conformanceCase{
 
 	{id: "UI-4", name: "WrongPassword", method: "DELETE", path: v3 + "/devices/TABLET", headers: []string{"Authorization: Bearer {token}"},
 		body:       `{"auth":{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"wrong"}}`,
-		wantStatus: 401, want: withChallenge(map[string]any{"errcode": "M_FORBIDDEN", "error": "Invalid username or password"}),
+		wantStatus: 401, wantErrcode: "M_FORBIDDEN", want: withChallenge(map[string]any{"error": "Invalid username or password"}),
 		check: aliceDevicesKept},
 
 	{id: "UI-5", name: "OtherAccount", method: "POST", path: v3 + "/account/deactivate", headers: []string{"Authorization: Bearer {token}"},
@@ -126,9 +130,9 @@ var uiaConformance = []conformanceCase{
 		wantStatus: 400, wantErrcode: "M_UNKNOWN", check: aliceDevicesKept},
 
 	{id: "UI-9", name: "DummyStage", method: "DELETE", path: v3 + "/devices/TABLET", headers: []string{"Authorization: Bearer {token}"},
-		body: `{"auth":{"type":"m.login.dummy"}}`, wantStatus: 401, want: withChallenge(map[string]any{"errcode": "M_UNRECOGNIZED"}), check: aliceDevicesKept},
+		body: `{"auth":{"type":"m.login.dummy"}}`, wantStatus: 401, wantErrcode: "M_UNRECOGNIZED", want: challenge, check: aliceDevicesKept},
 	{id: "UI-9", name: "TokenStage", method: "POST", path: v3 + "/account/deactivate", headers: []string{"Authorization: Bearer {token}"},
-		body: `{"auth":{"type":"m.login.token","token":"x"}}`, wantStatus: 401, want: withChallenge(map[string]any{"errcode": "M_UNRECOGNIZED"}), check: aliceDevicesKept},
+		body: `{"auth":{"type":"m.login.token","token":"x"}}`, wantStatus: 401, wantErrcode: "M_UNRECOGNIZED", want: challenge, check: aliceDevicesKept},
 	{id: "UI-9", name: "AuthNotObject", method: "DELETE", path: v3 + "/devices/TABLET", headers: []string{"Authorization: Bearer {token}"},
 		body: `{"auth":"password"}`, wantStatus: 400, wantErrcode: "M_BAD_JSON", check: aliceDevicesKept},
 	{id: "UI-9", name: "TypeNotString", method: "DELETE", path: v3 + "/devices/TABLET", headers: []string{"Authorization: Bearer {token}"},
@@ -264,3 +268,12 @@ var uiaConformance = []conformanceCase{
 }
 
 func init() { conformance = append(conformance, uiaConformance...) }
+
+// multiStepTests are the requirements whose checks take more than one
+// request, and the tests that make them (TestConformance_Coverage checks
+// that these exist).
+var multiStepTests = map[string][]string{
+	"UI-7": {"TestUIA_SessionBoundToOperation"},
+	"UI-8": {"TestUIA_TwoSteps", "TestUIA_ConcurrentUseOfOneSession"},
+	"PW-4": {"TestChangePassword_EndsOtherSessions"},
+}

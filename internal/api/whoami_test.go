@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/authd/authd/internal/store"
 	"github.com/authd/authd/internal/token"
 )
 
@@ -76,7 +77,7 @@ func TestWhoami_Unauthorized(t *testing.T) {
 
 		// Deactivation revokes every session at once.
 		gone := h.login(`{"type":"m.login.password","user":"gone","password":"pw"}`).str("access_token")
-		if err := st.DeactivateUser(context.Background(), "@gone:example.org", h.clock.t); err != nil {
+		if err := st.DeactivateUser(context.Background(), "@gone:example.org", h.clock.t, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		r := h.do("GET", path, "", bearer(gone))

@@ -73,6 +73,14 @@ type RevocationFeed interface {
 	Received() uint64
 }
 
+// OutboxDeliverer is the delivery of the events for the homeserver.
+type OutboxDeliverer interface {
+	// Delivered counts the events the receiver accepted.
+	Delivered() uint64
+	// Failed counts the failed attempts.
+	Failed() uint64
+}
+
 // Options configure New. Every field is optional.
 type Options struct {
 	// Sessions is asked for authd_active_sessions at scrape time; nil
@@ -92,6 +100,9 @@ type Options struct {
 	// Revocations, when set, is read at scrape time for
 	// authd_revocations_subscribed and authd_revocations_received_total.
 	Revocations RevocationFeed
+	// Outbox, when set, is read at scrape time for
+	// authd_outbox_delivered_total and authd_outbox_failures_total.
+	Outbox OutboxDeliverer
 	// Logger receives scrape errors; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -199,6 +210,18 @@ func New(o Options) *Metrics {
 				Namespace: namespace, Name: "revocations_received_total",
 				Help: "Revocations received from the database (from any process, this one included).",
 			}, func() float64 { return float64(f.Received()) }),
+		)
+	}
+	if f := o.Outbox; f != nil {
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: namespace, Name: "outbox_delivered_total",
+				Help: "Events for the homeserver this process delivered (the receiver answered 2xx).",
+			}, func() float64 { return float64(f.Delivered()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: namespace, Name: "outbox_failures_total",
+				Help: "Attempts of this process to deliver an event that failed (a non-2xx answer, a timeout, no connection); each is retried.",
+			}, func() float64 { return float64(f.Failed()) }),
 		)
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{

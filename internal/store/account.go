@@ -76,11 +76,18 @@ type AccountStore interface {
 	// devices the user has, with every token of them, in one transaction,
 	// and returns the IDs it deleted in byte order. IDs the user has no
 	// device of, and repeated IDs, are ignored; an empty list deletes
-	// nothing (the grant is still consumed).
+	// nothing (the grant is still consumed). With the outbox on, the same
+	// transaction writes a devices.deleted event (ReasonDeleted) when it
+	// deleted any. Stores apply these rules with
+	// DeleteUserDevices.
 	DeleteDevices(ctx context.Context, userID string, deviceIDs []string, g UIAGrant) ([]string, error)
 	// ChangePassword consumes the grant, then, in one transaction, replaces
 	// the user's password hash, deletes every UIA session of the user, and
 	// applies LogoutDevices. It returns the IDs of the devices it deleted,
-	// in byte order, and ErrNotFound if the user does not exist.
+	// in byte order, and ErrNotFound if the user does not exist. It also
+	// deletes the user's login tokens. With the outbox on, the same
+	// transaction writes a devices.deleted event (ReasonPasswordChange)
+	// when it deleted any devices. Stores
+	// apply these rules with WritePasswordChange.
 	ChangePassword(ctx context.Context, c PasswordChange) ([]string, error)
 }

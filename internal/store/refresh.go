@@ -93,9 +93,9 @@ type TokenTx interface {
 	// pending, read under the transaction's serialisation (a confirmed token
 	// needs no lock: nothing will be written). It fails if the token is gone.
 	LockAccessToken(ctx context.Context, h TokenHash) (AccessTokenState, error)
-	// UpsertDevice creates the device, or updates the last-seen time of the
-	// user's existing device of that ID (its display name and creation time
-	// unchanged).
+	// UpsertDevice creates the device, or updates the last-seen time and
+	// address of the user's existing device of that ID (its display name and
+	// creation time unchanged).
 	UpsertDevice(ctx context.Context, d Device) error
 	// DeleteDeviceTokens deletes every access and refresh token of a device.
 	DeleteDeviceTokens(ctx context.Context, userID, deviceID string) error

@@ -12,7 +12,12 @@ type Device struct {
 	ID          string
 	DisplayName string
 	CreatedAt   time.Time
-	LastSeenAt  time.Time
+	// LastSeenAt is when the device was last seen: logged in, or used
+	// (see LastSeenStore).
+	LastSeenAt time.Time
+	// LastSeenIP is the client address it was last seen from, "" when
+	// unknown.
+	LastSeenIP string
 }
 
 // TokenHash is the SHA-256 digest of a bearer token. Stores keep only the
@@ -42,7 +47,7 @@ func (t AccessToken) Expired(now time.Time) bool {
 // NewSession is what a successful login writes: the device (created, or
 // reused when the user already has one with that ID) and its access token.
 type NewSession struct {
-	Device      Device // UserID, ID, DisplayName and CreatedAt/LastSeenAt (now)
+	Device      Device // UserID, ID, DisplayName, CreatedAt/LastSeenAt (now) and LastSeenIP
 	AccessToken AccessToken
 	// RefreshToken, when not nil, is stored paired with the access token.
 	RefreshToken *RefreshToken
@@ -58,12 +63,12 @@ type Session struct {
 type SessionStore interface {
 	// CreateSession writes a login in one transaction. If the user has no
 	// device with that ID it is created; if it has one, the device is kept
-	// (its display name unchanged, its last-seen time updated) and every
-	// earlier access and refresh token of that device is revoked. Then the
-	// access token, and the refresh token if any, are stored (confirmed, not
-	// pending). It returns ErrNotFound if the user does not exist and
-	// ErrConflict if a token hash is taken; then nothing is written. Stores
-	// apply this rule with WriteLogin.
+	// (its display name unchanged, its last-seen time and address updated)
+	// and every earlier access and refresh token of that device is revoked.
+	// Then the access token, and the refresh token if any, are stored
+	// (confirmed, not pending). It returns ErrNotFound if the user does not
+	// exist and ErrConflict if a token hash is taken; then nothing is
+	// written. Stores apply this rule with WriteLogin.
 	CreateSession(ctx context.Context, s NewSession) error
 	// RefreshSession exchanges a refresh token for the new pair in r, in one
 	// transaction serialised per device. If the presented token is itself
@@ -116,9 +121,9 @@ type SessionStore interface {
 // TokenSweeper deletes tokens nobody can use any more. It is the one
 // method the periodic sweep inside serve needs.
 type TokenSweeper interface {
-	// DeleteExpiredTokens deletes access and refresh tokens that expired
-	// before the cutoff, and revoked refresh tokens revoked before it, and
-	// returns how many rows it deleted.
+	// DeleteExpiredTokens deletes access, refresh and login tokens and UIA
+	// sessions that expired before the cutoff, and revoked refresh tokens
+	// revoked before it, and returns how many rows it deleted.
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
 }
 

@@ -28,7 +28,11 @@ var ErrUnavailable = errors.New("database unavailable")
 type Store interface {
 	UserStore
 	SessionStore
+	AccountStore
+	LoginTokenStore
+	LastSeenStore
 	TokenSweeper
+	OutboxStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -61,15 +61,26 @@ type UserStore interface {
 	// UpdatePasswordHash replaces the user's password hash. It returns
 	// ErrNotFound if no user has that ID.
 	UpdatePasswordHash(ctx context.Context, userID, hash string) error
-	// DeactivateUser marks the user deactivated at the given time and, in the
-	// same transaction, deletes every device and token of the user. It returns
-	// ErrNotFound if no user has that ID. Deactivating twice keeps the first time.
-	DeactivateUser(ctx context.Context, userID string, at time.Time) error
+	// DeactivateUser consumes the grant (see UIAGrant; the zero grant for
+	// the operator's CLI), then, in the same transaction, marks the user
+	// deactivated at the given time, deletes every device, token, UIA
+	// session and third-party ID of the user, and removes its password hash
+	// (sets it to "", so that no password matches). It returns
+	// ErrUIASessionGone or ErrNotFound (no user has that ID) having written
+	// nothing. Deactivating twice keeps the first time. It also deletes
+	// the user's login tokens. With the outbox on, the same transaction
+	// writes a devices.deleted event (ReasonDeactivated) when there were
+	// devices, and a user.deactivated event carrying erase, the user's wish
+	// that the homeserver erase what it holds. Stores apply these rules
+	// with WriteDeactivation.
+	DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g UIAGrant) error
 	// AddThreePID binds an address to a user. It returns ErrConflict if the
 	// address is bound already and ErrNotFound if the user does not exist.
 	AddThreePID(ctx context.Context, t ThreePID) error
-	// DeleteThreePID unbinds an address. It returns ErrNotFound if it was not bound.
-	DeleteThreePID(ctx context.Context, medium Medium, address string) error
+	// DeleteThreePID unbinds an address from the user. It returns
+	// ErrNotFound, and deletes nothing, if the address is not bound to
+	// that user (bound to another, or to nobody).
+	DeleteThreePID(ctx context.Context, userID string, medium Medium, address string) error
 	// ListThreePIDs returns the addresses bound to a user, ordered by medium
 	// and address.
 	ListThreePIDs(ctx context.Context, userID string) ([]ThreePID, error)

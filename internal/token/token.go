@@ -1,7 +1,7 @@
 // Package token mints and checks authd's bearer tokens.
 //
 // A token reads <prefix>_<random>_<checksum>: the prefix names the kind
-// (access or refresh), random is 32 base62 characters from crypto/rand
+// (access, refresh or login), random is 32 base62 characters from crypto/rand
 // (about 190 bits), and checksum is the CRC-32 (IEEE) of "<prefix>_<random>"
 // in 6 base62 characters. The checksum lets authd reject a mistyped or
 // truncated token, and secret scanners recognise one, before any database
@@ -23,6 +23,10 @@ type Kind string
 const (
 	Access  Kind = "ada" // access token
 	Refresh Kind = "adr" // refresh token
+	// Login is a single-use login token (m.login.token), which an
+	// authenticated client asks for so that a new client can log in
+	// without the password.
+	Login Kind = "adl"
 )
 
 const (

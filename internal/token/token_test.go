@@ -9,7 +9,7 @@ import (
 
 func TestNew_Format(t *testing.T) {
 	seen := map[string]bool{}
-	for _, kind := range []Kind{Access, Refresh} {
+	for _, kind := range []Kind{Access, Refresh, Login} {
 		for range 200 {
 			tok := New(kind)
 			if len(tok) != MaxLen {
@@ -61,6 +61,8 @@ func TestCheck_Rejects(t *testing.T) {
 	}{
 		{"Empty", Access, ""},
 		{"WrongKind", Refresh, good},
+		{"AccessAsLogin", Login, good},
+		{"LoginAsAccess", Access, New(Login)},
 		{"RandomChanged", Access, flip(good, 10)},
 		{"ChecksumChanged", Access, flip(good, MaxLen-1)},
 		{"Truncated", Access, good[:MaxLen-1]},
@@ -116,7 +118,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add("syt_YWxpY2U_XmVyvNhsdNgNPImcCkRm_0VZ8QG")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, kind := range []Kind{Access, Refresh} {
+		for _, kind := range []Kind{Access, Refresh, Login} {
 			if Check(kind, s) != nil {
 				continue
 			}

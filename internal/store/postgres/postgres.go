@@ -38,6 +38,10 @@ const (
 type DB struct {
 	pool     *pgxpool.Pool
 	listener listenConfig
+	// outbox is on when events for the homeserver are written (Outbox);
+	// outboxWritten, if not nil, is called after a commit that wrote one.
+	outbox        bool
+	outboxWritten func()
 }
 
 // Option tunes a DB at Open. Without options, Open uses the defaults each

@@ -34,6 +34,20 @@ func TestDB(t *testing.T) {
 	})
 }
 
+func TestDB_Outbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T, on bool, written func()) store.Store {
+		var opts []postgres.Option
+		if on {
+			opts = append(opts, postgres.Outbox(written))
+		}
+		db, _ := newDB(t, opts...)
+		if err := db.MigrateUp(t.Context()); err != nil {
+			t.Fatalf("MigrateUp: %v", err)
+		}
+		return db
+	})
+}
+
 // TestDB_LinguisticCollation runs the suite with the text columns in a
 // linguistic collation, as in a database created with a locale such as
 // en_US.UTF-8 (the test cluster's C.UTF-8 already orders bytewise). The
@@ -75,6 +89,28 @@ func newDB(tb testing.TB, opts ...postgres.Option) (*postgres.DB, string) {
 		}
 	})
 	return db, url
+}
+
+// previousMigration is the highest version among the embedded migrations
+// below v, 0 if none.
+func previousMigration(tb testing.TB, v uint) uint {
+	tb.Helper()
+	entries, err := fs.ReadDir(migrations.FS, "postgres")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var prev uint
+	for _, e := range entries {
+		prefix, _, _ := strings.Cut(e.Name(), "_")
+		n, err := strconv.ParseUint(prefix, 10, 64)
+		if err != nil {
+			tb.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		if uint(n) < v {
+			prev = max(prev, uint(n))
+		}
+	}
+	return prev
 }
 
 // latestMigration is the highest version among the embedded migrations,
@@ -260,6 +296,15 @@ func TestMigrations_Down(t *testing.T) {
 	// Down one version at a time, checking what each migration's down
 	// removed and kept.
 	reverted := map[uint]func(){
+		8: func() {
+			// The outbox and its lease go; the sessions stay.
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname IN ('outbox_events', 'outbox_lease')`); n != 0 {
+				t.Fatalf("%d of 0008's tables left after its down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0008 down: %d, want 2", n)
+			}
+		},
 		3: func() {
 			// The revocation notices go; the tokens stay, and can be
 			// deleted without them.
@@ -281,6 +326,33 @@ func TestMigrations_Down(t *testing.T) {
 				t.Fatalf("access tokens after 0004 down: %d, want 2", n)
 			}
 		},
+		5: func() {
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'uia_sessions%'`); n != 0 {
+				t.Fatalf("%d uia_sessions relations left after 0005 down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0005 down: %d, want 2", n)
+			}
+		},
+		7: func() {
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'login_tokens%'`); n != 0 {
+				t.Fatalf("%d login_tokens relations left after 0007 down", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0007 down: %d, want 2", n)
+			}
+		},
+		6: func() {
+			// The devices keep everything but the address.
+			if n := queryInt(t, url,
+				`SELECT count(*) FROM information_schema.columns WHERE table_name = 'devices' AND column_name = 'last_seen_ip'`,
+			); n != 0 {
+				t.Fatalf("devices keeps last_seen_ip after 0006 down")
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM devices`); n != 2 {
+				t.Fatalf("devices after 0006 down: %d, want 2", n)
+			}
+		},
 		2: func() {
 			// Back at 0001: the access tokens survive, their new columns
 			// and the refresh tokens do not.
@@ -298,12 +370,14 @@ func TestMigrations_Down(t *testing.T) {
 			}
 		},
 	}
-	for v := latest; v > 1; v-- {
+	// Versions are assigned ahead of time, so the one below v may not be
+	// v-1 yet.
+	for v := latest; v > 1; v = previousMigration(t, v) {
 		if err := m.Steps(-1); err != nil {
 			t.Fatalf("down from %d: %v", v, err)
 		}
-		if got := schemaStatus(t, db); got.Version != v-1 || got.Dirty {
-			t.Fatalf("SchemaStatus after down from %d = %+v, want version %d", v, got, v-1)
+		if got, want := schemaStatus(t, db), previousMigration(t, v); got.Version != want || got.Dirty {
+			t.Fatalf("SchemaStatus after down from %d = %+v, want version %d", v, got, want)
 		}
 		check, ok := reverted[v]
 		if !ok {

@@ -29,7 +29,9 @@ func (db *DB) RefreshSession(ctx context.Context, e store.Exchange) (store.Sessi
 		s, err = store.ExchangeRefreshToken(ctx, tokenTx{tx}, e)
 		if errors.Is(err, store.ErrTokenReplayed) {
 			replayed = true
-			return nil // commit the device's deletion, then fail
+			// Commit the device's deletion, and its event, then fail.
+			return db.writeEvent(ctx, tx, store.DevicesDeleted(s.AccessToken.UserID,
+				[]string{s.AccessToken.DeviceID}, store.ReasonRefreshReplay, e.Now))
 		}
 		return err
 	})
@@ -37,6 +39,7 @@ func (db *DB) RefreshSession(ctx context.Context, e store.Exchange) (store.Sessi
 		return store.Session{}, fmt.Errorf("postgres: refresh session: %w", translate(err))
 	}
 	if replayed {
+		db.eventsCommitted()
 		return s, fmt.Errorf("postgres: refresh session: %w", store.ErrTokenReplayed)
 	}
 	s.AccessToken = stored(s.AccessToken)
@@ -56,10 +59,11 @@ func (db *DB) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now tim
 	return nil
 }
 
-// DeleteExpiredTokens deletes access and refresh tokens that expired before
-// the cutoff, and refresh tokens revoked before it, and returns how many
-// rows it deleted. Each statement runs on its own and uses the partial index
-// on its column; rows that a login or refresh holds locked right now are
+// DeleteExpiredTokens deletes access, refresh and login tokens and UIA
+// sessions that expired before the cutoff, and refresh tokens revoked before
+// it, and returns how many rows it deleted. Each statement runs on its own
+// and uses the index on its column; rows that a login or refresh holds
+// locked right now are
 // skipped, left for the next sweep, so that the sweep never waits for (or
 // deadlocks with) a request. On error the count is of the rows deleted
 // before it.
@@ -73,6 +77,10 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 		 (SELECT id FROM refresh_tokens WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)`,
 		`DELETE FROM refresh_tokens WHERE id IN
 		 (SELECT id FROM refresh_tokens WHERE revoked_at < $1 FOR UPDATE SKIP LOCKED)`,
+		`DELETE FROM uia_sessions WHERE session_hash IN
+		 (SELECT session_hash FROM uia_sessions WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)`,
+		`DELETE FROM login_tokens WHERE token_hash IN
+		 (SELECT token_hash FROM login_tokens WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)`,
 	} {
 		tag, err := db.pool.Exec(ctx, q, cutoff)
 		if err != nil {
@@ -148,10 +156,11 @@ func (t tokenTx) LockAccessToken(ctx context.Context, h store.TokenHash) (store.
 // last one's token is the only one left.
 func (t tokenTx) UpsertDevice(ctx context.Context, d store.Device) error {
 	_, err := t.tx.Exec(ctx,
-		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
-		 VALUES ($1, $2, $3, $4, $5)
-		 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at`,
-		d.UserID, d.ID, d.DisplayName, timestamp(d.CreatedAt), timestamp(d.LastSeenAt))
+		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at, last_seen_ip)
+		 VALUES ($1, $2, $3, $4, $5, $6)
+		 ON CONFLICT (user_id, device_id) DO UPDATE
+		 SET last_seen_at = EXCLUDED.last_seen_at, last_seen_ip = EXCLUDED.last_seen_ip`,
+		d.UserID, d.ID, d.DisplayName, timestamp(d.CreatedAt), timestamp(d.LastSeenAt), d.LastSeenIP)
 	return err
 }
 

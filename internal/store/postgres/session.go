@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,7 +48,7 @@ func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (
 }
 
 // deviceColumns are the columns scanDevice reads, in its order.
-const deviceColumns = `user_id, device_id, display_name, created_at, last_seen_at`
+const deviceColumns = `user_id, device_id, display_name, created_at, last_seen_at, last_seen_ip`
 
 // FindDevice returns one device of a user, or store.ErrNotFound.
 func (db *DB) FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error) {
@@ -87,42 +88,68 @@ func (db *DB) RenameDevice(ctx context.Context, userID, deviceID, displayName st
 	return nil
 }
 
-// DeleteDevice deletes a device and, by cascade, every token of it. It
-// returns store.ErrNotFound if the user has no such device.
+// DeleteDevice deletes a device and, by cascade, every token of it, with
+// its outbox event (store.ReasonLogout) in the same transaction. It returns
+// store.ErrNotFound if the user has no such device.
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		return db.writeEvent(ctx, tx, store.DevicesDeleted(userID, []string{deviceID}, store.ReasonLogout, time.Now()))
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete device: %w", translate(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("postgres: delete device: %w", store.ErrNotFound)
-	}
+	db.eventsCommitted()
 	return nil
 }
 
-// DeleteAllDevices deletes every device and token of a user and returns how
-// many devices it deleted.
+// DeleteAllDevices deletes every device and token of a user, with its
+// outbox event (store.ReasonLogoutAll) when there were any, in one
+// transaction, and returns how many devices it deleted.
 func (db *DB) DeleteAllDevices(ctx context.Context, userID string) (int, error) {
-	n, err := deleteDevices(ctx, db.pool, userID)
+	var n int
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		ids, err := deleteDevicesReturning(ctx, tx, userID)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		n = len(ids)
+		return db.writeEvent(ctx, tx, store.DevicesDeleted(userID, ids, store.ReasonLogoutAll, time.Now()))
+	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete all devices: %w", translate(err))
+	}
+	if n > 0 {
+		db.eventsCommitted()
 	}
 	return n, nil
 }
 
-// deleteDevices deletes the user's devices; their tokens go by cascade.
-func deleteDevices(ctx context.Context, q querier, userID string) (int, error) {
-	tag, err := q.Exec(ctx, `DELETE FROM devices WHERE user_id = $1`, userID)
+// deleteDevicesReturning deletes the user's devices, their tokens by
+// cascade, and returns their IDs in byte order.
+func deleteDevicesReturning(ctx context.Context, q querier, userID string) ([]string, error) {
+	rows, err := q.Query(ctx, `DELETE FROM devices WHERE user_id = $1 RETURNING device_id`, userID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return int(tag.RowsAffected()), nil
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // scanDevice reads the deviceColumns of one row.
 func scanDevice(row pgx.Row) (store.Device, error) {
 	var d store.Device
-	if err := row.Scan(&d.UserID, &d.ID, &d.DisplayName, &d.CreatedAt, &d.LastSeenAt); err != nil {
+	if err := row.Scan(&d.UserID, &d.ID, &d.DisplayName, &d.CreatedAt, &d.LastSeenAt, &d.LastSeenIP); err != nil {
 		return store.Device{}, err
 	}
 	d.CreatedAt = d.CreatedAt.UTC()

@@ -109,28 +109,6 @@ func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error
 	return nil
 }
 
-// DeactivateUser marks the user deactivated and deletes its devices and
-// tokens (see store.UserStore), in one transaction.
-func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx,
-			`UPDATE users SET deactivated_at = COALESCE(deactivated_at, $2) WHERE user_id = $1`,
-			userID, timestamp(at))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		_, err = deleteDevices(ctx, tx, userID)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("postgres: deactivate user: %w", translate(err))
-	}
-	return nil
-}
-
 // AddThreePID binds an address to a user. It returns store.ErrConflict if
 // the address is bound already and store.ErrNotFound if the user does not
 // exist.
@@ -148,11 +126,12 @@ func addThreePID(ctx context.Context, q querier, t store.ThreePID) error {
 	return err
 }
 
-// DeleteThreePID unbinds an address. It returns store.ErrNotFound if it was
-// not bound.
-func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
+// DeleteThreePID unbinds an address from the user. It returns
+// store.ErrNotFound if the address is not bound to that user.
+func (db *DB) DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error {
 	tag, err := db.pool.Exec(ctx,
-		`DELETE FROM user_threepids WHERE medium = $1 AND address = $2`, string(medium), address)
+		`DELETE FROM user_threepids WHERE medium = $1 AND address = $2 AND user_id = $3`,
+		string(medium), address, userID)
 	if err != nil {
 		return fmt.Errorf("postgres: delete threepid: %w", translate(err))
 	}
@@ -191,10 +170,14 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 func collectUser(row pgx.CollectableRow) (store.User, error) { return scanUser(row) }
 
 // scanUser reads the userColumns of one row.
-func scanUser(row pgx.Row) (store.User, error) {
+func scanUser(row pgx.Row) (store.User, error) { return scanUserAnd(row) }
+
+// scanUserAnd is scanUser for a row that has more columns after the user's,
+// read into more.
+func scanUserAnd(row pgx.Row, more ...any) (store.User, error) {
 	var u store.User
 	var deactivatedAt *time.Time
-	if err := row.Scan(&u.ID, &u.PasswordHash, &u.CreatedAt, &deactivatedAt); err != nil {
+	if err := row.Scan(append([]any{&u.ID, &u.PasswordHash, &u.CreatedAt, &deactivatedAt}, more...)...); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = u.CreatedAt.UTC()

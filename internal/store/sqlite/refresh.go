@@ -22,7 +22,9 @@ func (db *DB) RefreshSession(ctx context.Context, e store.Exchange) (store.Sessi
 		s, err = store.ExchangeRefreshToken(ctx, tokenTx{tx}, e)
 		if errors.Is(err, store.ErrTokenReplayed) {
 			replayed = true
-			return nil // commit the device's deletion, then fail
+			// Commit the device's deletion, and its event, then fail.
+			return db.writeEvent(ctx, tx, store.DevicesDeleted(s.AccessToken.UserID,
+				[]string{s.AccessToken.DeviceID}, store.ReasonRefreshReplay, e.Now))
 		}
 		return err
 	})
@@ -30,6 +32,7 @@ func (db *DB) RefreshSession(ctx context.Context, e store.Exchange) (store.Sessi
 		return store.Session{}, fmt.Errorf("sqlite: refresh session: %w", translate(err))
 	}
 	if replayed {
+		db.eventsCommitted()
 		return s, fmt.Errorf("sqlite: refresh session: %w", store.ErrTokenReplayed)
 	}
 	s.AccessToken = stored(s.AccessToken)
@@ -59,10 +62,11 @@ func (db *DB) ConfirmAccessToken(ctx context.Context, h store.TokenHash, now tim
 	return nil
 }
 
-// DeleteExpiredTokens deletes access and refresh tokens that expired before
-// the cutoff, and refresh tokens revoked before it, in one transaction, and
-// returns how many tokens it deleted. Each statement uses the partial index
-// on its column. It also prunes the revocations table of rows older than
+// DeleteExpiredTokens deletes access, refresh and login tokens and UIA
+// sessions that expired before the cutoff, and refresh tokens revoked before
+// it, in one transaction, and returns how many rows it deleted. Each
+// statement uses the index on its column. It also prunes the revocations
+// table of rows older than
 // revocationRetention by SQLite's clock, the one that wrote them, whatever
 // the cutoff; those are not counted.
 func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error) {
@@ -73,6 +77,8 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 			`DELETE FROM access_tokens WHERE expires_at < ?`,
 			`DELETE FROM refresh_tokens WHERE expires_at < ?`,
 			`DELETE FROM refresh_tokens WHERE revoked_at < ?`,
+			`DELETE FROM uia_sessions WHERE expires_at < ?`,
+			`DELETE FROM login_tokens WHERE expires_at < ?`,
 		} {
 			res, err := tx.ExecContext(ctx, q, cutoff)
 			if err != nil {
@@ -133,10 +139,11 @@ func (t tokenTx) LockAccessToken(ctx context.Context, h store.TokenHash) (store.
 // UpsertDevice inserts or touches the device.
 func (t tokenTx) UpsertDevice(ctx context.Context, d store.Device) error {
 	_, err := t.tx.ExecContext(ctx,
-		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at)
-		 VALUES (?, ?, ?, ?, ?)
-		 ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at`,
-		d.UserID, d.ID, d.DisplayName, micros(d.CreatedAt), micros(d.LastSeenAt))
+		`INSERT INTO devices (user_id, device_id, display_name, created_at, last_seen_at, last_seen_ip)
+		 VALUES (?, ?, ?, ?, ?, ?)
+		 ON CONFLICT (user_id, device_id) DO UPDATE
+		 SET last_seen_at = excluded.last_seen_at, last_seen_ip = excluded.last_seen_ip`,
+		d.UserID, d.ID, d.DisplayName, micros(d.CreatedAt), micros(d.LastSeenAt), d.LastSeenIP)
 	return err
 }
 

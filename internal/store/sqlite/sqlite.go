@@ -39,6 +39,10 @@ type DB struct {
 	path         string
 	modeWarn     error
 	pollInterval time.Duration
+	// outbox is on when events for the homeserver are written (Outbox);
+	// outboxWritten, if not nil, is called after a commit that wrote one.
+	outbox        bool
+	outboxWritten func()
 }
 
 // Option tunes a DB at Open. Without options, Open uses the defaults each

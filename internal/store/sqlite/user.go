@@ -103,32 +103,6 @@ func (db *DB) UpdatePasswordHash(ctx context.Context, userID, hash string) error
 	return nil
 }
 
-// DeactivateUser marks the user deactivated and deletes its devices and
-// tokens (see store.UserStore), in one transaction.
-func (db *DB) DeactivateUser(ctx context.Context, userID string, at time.Time) error {
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`UPDATE users SET deactivated_at = COALESCE(deactivated_at, ?) WHERE user_id = ?`,
-			micros(at), userID)
-		if err != nil {
-			return err
-		}
-		n, err := rowsAffected(res)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return store.ErrNotFound
-		}
-		_, err = deleteDevices(ctx, tx, userID)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: deactivate user: %w", translate(err))
-	}
-	return nil
-}
-
 // AddThreePID binds an address to a user. It returns store.ErrConflict if
 // the address is bound already and store.ErrNotFound if the user does not
 // exist.
@@ -146,11 +120,12 @@ func addThreePID(ctx context.Context, q querier, t store.ThreePID) error {
 	return err
 }
 
-// DeleteThreePID unbinds an address. It returns store.ErrNotFound if it was
-// not bound.
-func (db *DB) DeleteThreePID(ctx context.Context, medium store.Medium, address string) error {
+// DeleteThreePID unbinds an address from the user. It returns
+// store.ErrNotFound if the address is not bound to that user.
+func (db *DB) DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error {
 	res, err := db.db.ExecContext(ctx,
-		`DELETE FROM user_threepids WHERE medium = ? AND address = ?`, string(medium), address)
+		`DELETE FROM user_threepids WHERE medium = ? AND address = ? AND user_id = ?`,
+		string(medium), address, userID)
 	if err != nil {
 		return fmt.Errorf("sqlite: delete threepid: %w", translate(err))
 	}

@@ -85,7 +85,7 @@ var loginNetworkCases = []testCase{
 		// Deactivation keeps the user row, and its networks.
 		mustCreateUser(t, s, newUser(alice))
 		mustRecordLoginNetwork(t, s, alice, "ip:203.0.113.7", t1)
-		if err := s.DeactivateUser(t.Context(), alice, t2); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t2, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		wantLoginNetwork(t, s, alice, "ip:203.0.113.7", t1, true)

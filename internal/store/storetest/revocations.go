@@ -304,15 +304,46 @@ var revocationCases = []struct {
 	{"DeactivateUser", func(t *testing.T, r *revocationTest) {
 		r.standard(t)
 		l := r.listen(t)
-		if err := r.Store.DeactivateUser(t.Context(), alice, r.now); err != nil {
+		if err := r.Store.DeactivateUser(t.Context(), alice, r.now, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		l.WantRevocations(t, device(alice, "LAPTOP"), device(alice, "PHONE"))
 		// Again: no device is left, and nothing is revoked.
-		if err := r.Store.DeactivateUser(t.Context(), alice, r.now); err != nil {
+		if err := r.Store.DeactivateUser(t.Context(), alice, r.now, false, store.UIAGrant{}); err != nil {
 			t.Fatal(err)
 		}
 		l.WantRevocations(t)
+	}},
+	{"DeleteDevices", func(t *testing.T, r *revocationTest) {
+		r.standard(t)
+		l := r.listen(t)
+		got, err := r.Store.DeleteDevices(t.Context(), alice, []string{"PHONE", "LAPTOP", "TABLET"}, store.UIAGrant{})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("DeleteDevices = %q, %v", got, err)
+		}
+		l.WantRevocations(t, device(alice, "LAPTOP"), device(alice, "PHONE"))
+		// Nothing left to delete: nothing revoked.
+		if _, err := r.Store.DeleteDevices(t.Context(), alice, []string{"PHONE"}, store.UIAGrant{}); err != nil {
+			t.Fatal(err)
+		}
+		l.WantRevocations(t)
+	}},
+	{"ChangePassword", func(t *testing.T, r *revocationTest) {
+		// The caller's device keeps its token: only the others are named.
+		keep, _ := r.login(t, alice, "PHONE", time.Time{}, true)
+		r.login(t, alice, "LAPTOP", time.Time{}, false)
+		r.login(t, bob, "PHONE", time.Time{}, false)
+		l := r.listen(t)
+		c := store.PasswordChange{UserID: alice, Hash: "$new$", KeepDeviceID: "PHONE", KeepAccessToken: hash(keep)}
+		if _, err := r.Store.ChangePassword(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		l.WantRevocations(t)
+		c.LogoutDevices = true
+		if _, err := r.Store.ChangePassword(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		l.WantRevocations(t, device(alice, "LAPTOP"))
 	}},
 	{"CreateSession", func(t *testing.T, r *revocationTest) {
 		r.standard(t)

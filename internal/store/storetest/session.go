@@ -519,7 +519,7 @@ var countActiveSessionsCases = []testCase{
 			t.Fatalf("DeleteDevice: %v", err)
 		}
 		wantActive(t, s, t0, 2)
-		if err := s.DeactivateUser(t.Context(), alice, t1); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
 		wantActive(t, s, t1, 0)

@@ -43,9 +43,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteDevice", deleteDeviceCases},
 		{"DeleteAllDevices", deleteAllDevicesCases},
 		{"CountActiveSessions", countActiveSessionsCases},
+		{"RecordLastSeen", recordLastSeenCases},
 		{"RefreshSession", refreshSessionCases},
 		{"ConfirmAccessToken", confirmAccessTokenCases},
 		{"DeleteExpiredTokens", deleteExpiredTokensCases},
+		{"UIASessions", uiaSessionCases},
+		{"DeleteDevices", deleteDevicesCases},
+		{"ChangePassword", changePasswordCases},
+		{"LoginTokens", loginTokenCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {
@@ -117,7 +122,7 @@ func mustAddThreePID(tb testing.TB, s store.Store, tp store.ThreePID) {
 }
 
 // sentinels are the errors a store may return by contract.
-var sentinels = []error{store.ErrNotFound, store.ErrConflict, store.ErrTokenExpired, store.ErrTokenReplayed}
+var sentinels = []error{store.ErrNotFound, store.ErrConflict, store.ErrTokenExpired, store.ErrTokenReplayed, store.ErrUIASessionGone}
 
 // wantErr fails unless err is want and no other sentinel.
 func wantErr(tb testing.TB, what string, err, want error) {
@@ -168,7 +173,8 @@ func wantThreePIDs(tb testing.TB, what string, got, want []store.ThreePID) {
 func wantDevice(tb testing.TB, what string, got, want store.Device) {
 	tb.Helper()
 	if got.UserID != want.UserID || got.ID != want.ID || got.DisplayName != want.DisplayName ||
-		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.LastSeenAt, want.LastSeenAt) {
+		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.LastSeenAt, want.LastSeenAt) ||
+		got.LastSeenIP != want.LastSeenIP {
 		tb.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }

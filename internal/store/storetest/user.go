@@ -292,11 +292,20 @@ var deactivateUserCases = []testCase{
 		mustCreateSession(t, s, newSession(alice, "LAPTOP", "Laptop", "a2", t0))
 		other := newSession(bob, "PHONE", "Bob's phone", "b1", t0)
 		mustCreateSession(t, s, other)
+		mustAddThreePID(t, s, store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: alice, AddedAt: t0})
+		mustAddThreePID(t, s, store.ThreePID{Medium: store.MediumMSISDN, Address: "15551234567", UserID: alice, AddedAt: t0})
+		bobs := store.ThreePID{Medium: store.MediumEmail, Address: "bob@example.org", UserID: bob, AddedAt: t0}
+		mustAddThreePID(t, s, bobs)
+		mustCreateUIASession(t, s, uiaSession("s1", binding(alice, "PHONE", "{}")))
+		mustCreateUIASession(t, s, uiaSession("s2", binding(alice, "LAPTOP", "{}")))
+		bobSession := uiaSession("bs1", binding(bob, "PHONE", "{}"))
+		mustCreateUIASession(t, s, bobSession)
 
-		if err := s.DeactivateUser(t.Context(), alice, t1); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
-		a.DeactivatedAt = t1
+		// The hash goes: no password logs in to the account again.
+		a.DeactivatedAt, a.PasswordHash = t1, ""
 		got := findUser(t, s, alice)
 		wantUser(t, "deactivated user", got, a)
 		if !got.Deactivated() {
@@ -307,10 +316,46 @@ var deactivateUserCases = []testCase{
 		}
 		wantNoSession(t, s, hash("a1"))
 		wantNoSession(t, s, hash("a2"))
+		wantThreePIDs(t, "threepids left after DeactivateUser", listThreePIDs(t, s, alice), nil)
+		wantNoUIASession(t, s, "s1", t0)
+		wantNoUIASession(t, s, "s2", t0)
+		// The addresses are free for another account.
+		_, err := s.FindUserByThreePID(t.Context(), store.MediumEmail, "alice@example.org")
+		wantErr(t, "FindUserByThreePID of a deactivated user's address", err, store.ErrNotFound)
 
 		wantUser(t, "other user", findUser(t, s, bob), b)
 		wantDevices(t, "other user's devices", listDevices(t, s, bob), []store.Device{other.Device})
 		wantSession(t, s, hash("b1"), other.AccessToken, b)
+		wantThreePIDs(t, "other user's threepids", listThreePIDs(t, s, bob), []store.ThreePID{bobs})
+		wantUIASession(t, s, bobSession, t0)
+	}},
+	{"Grant", func(t *testing.T, s store.Store) {
+		// With a grant, the session is consumed in the deactivation's
+		// transaction; a grant that does not match it writes nothing.
+		f := newAccountFixture(t, s)
+		mustAddThreePID(t, s, store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: alice, AddedAt: t0})
+		for _, m := range mismatches(f) {
+			err := s.DeactivateUser(t.Context(), m.userID, t1, false, m.g)
+			wantErr(t, "DeactivateUser with a grant of the wrong "+m.name, err, store.ErrUIASessionGone)
+			f.wantAliceUntouched(t, s)
+			f.wantBobUntouched(t, s)
+			if tps := listThreePIDs(t, s, alice); len(tps) != 1 {
+				t.Fatalf("alice's threepids after a refused deactivation: %+v", tps)
+			}
+		}
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, f.grant()); err != nil {
+			t.Fatalf("DeactivateUser: %v", err)
+		}
+		a := f.alice
+		a.DeactivatedAt, a.PasswordHash = t1, ""
+		wantUser(t, "deactivated user", findUser(t, s, alice), a)
+		wantDevices(t, "alice's devices", listDevices(t, s, alice), nil)
+		wantThreePIDs(t, "alice's threepids", listThreePIDs(t, s, alice), nil)
+		wantNoUIASession(t, s, "s1", t0)
+		// The session is consumed: the grant cannot be used again.
+		err := s.DeactivateUser(t.Context(), alice, t2, false, f.grant())
+		wantErr(t, "DeactivateUser with a consumed session", err, store.ErrUIASessionGone)
+		f.wantBobUntouched(t, s)
 	}},
 	{"RefreshTokens", func(t *testing.T, s store.Store) {
 		a, b := newUser(alice), newUser(bob)
@@ -323,7 +368,7 @@ var deactivateUserCases = []testCase{
 		bobs := newRefreshSession(bob, "PHONE", "b0", "br0", t0)
 		mustCreateSession(t, s, bobs)
 
-		if err := s.DeactivateUser(t.Context(), alice, t1); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
 		// Even a device recreated under the same ID inherits no token.
@@ -337,10 +382,10 @@ var deactivateUserCases = []testCase{
 	}},
 	{"Twice", func(t *testing.T, s store.Store) {
 		mustCreateUser(t, s, newUser(alice))
-		if err := s.DeactivateUser(t.Context(), alice, t1); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t1, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser: %v", err)
 		}
-		if err := s.DeactivateUser(t.Context(), alice, t2); err != nil {
+		if err := s.DeactivateUser(t.Context(), alice, t2, false, store.UIAGrant{}); err != nil {
 			t.Fatalf("DeactivateUser again: %v", err)
 		}
 		if got := findUser(t, s, alice); !sameTime(got.DeactivatedAt, t1) {
@@ -349,7 +394,7 @@ var deactivateUserCases = []testCase{
 	}},
 	{"NotFound", func(t *testing.T, s store.Store) {
 		mustCreateUser(t, s, newUser(alice))
-		err := s.DeactivateUser(t.Context(), bob, t1)
+		err := s.DeactivateUser(t.Context(), bob, t1, false, store.UIAGrant{})
 		wantErr(t, "DeactivateUser of an unknown user", err, store.ErrNotFound)
 		if got := findUser(t, s, alice); got.Deactivated() {
 			t.Fatalf("another user was deactivated: %+v", got)
@@ -414,7 +459,7 @@ var deleteThreePIDCases = []testCase{
 		kept := store.ThreePID{Medium: store.MediumEmail, Address: "new@example.org", UserID: alice, AddedAt: t1}
 		mustAddThreePID(t, s, gone)
 		mustAddThreePID(t, s, kept)
-		if err := s.DeleteThreePID(t.Context(), gone.Medium, gone.Address); err != nil {
+		if err := s.DeleteThreePID(t.Context(), alice, gone.Medium, gone.Address); err != nil {
 			t.Fatalf("DeleteThreePID: %v", err)
 		}
 		_, err := s.FindUserByThreePID(t.Context(), gone.Medium, gone.Address)
@@ -427,11 +472,25 @@ var deleteThreePIDCases = []testCase{
 		mustCreateUser(t, s, newUser(alice))
 		tp := store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: alice, AddedAt: t0}
 		mustAddThreePID(t, s, tp)
-		err := s.DeleteThreePID(t.Context(), store.MediumEmail, "bob@example.org")
+		err := s.DeleteThreePID(t.Context(), alice, store.MediumEmail, "bob@example.org")
 		wantErr(t, "DeleteThreePID of an unbound address", err, store.ErrNotFound)
-		err = s.DeleteThreePID(t.Context(), store.MediumMSISDN, "alice@example.org")
+		err = s.DeleteThreePID(t.Context(), alice, store.MediumMSISDN, "alice@example.org")
 		wantErr(t, "DeleteThreePID under another medium", err, store.ErrNotFound)
 		wantThreePIDs(t, "ListThreePIDs", listThreePIDs(t, s, alice), []store.ThreePID{tp})
+	}},
+	{"OtherUsersAddress", func(t *testing.T, s store.Store) {
+		mustCreateUser(t, s, newUser(alice))
+		mustCreateUser(t, s, newUser(bob))
+		tp := store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", UserID: alice, AddedAt: t0}
+		mustAddThreePID(t, s, tp)
+		err := s.DeleteThreePID(t.Context(), bob, tp.Medium, tp.Address)
+		wantErr(t, "DeleteThreePID of another user's address", err, store.ErrNotFound)
+		err = s.DeleteThreePID(t.Context(), "@nobody:example.org", tp.Medium, tp.Address)
+		wantErr(t, "DeleteThreePID for an unknown user", err, store.ErrNotFound)
+		wantThreePIDs(t, "ListThreePIDs of the owner", listThreePIDs(t, s, alice), []store.ThreePID{tp})
+		if u, err := s.FindUserByThreePID(t.Context(), tp.Medium, tp.Address); err != nil || u.ID != alice {
+			t.Fatalf("FindUserByThreePID after the refused delete = %+v, %v; want %s", u, err, alice)
+		}
 	}},
 }
 
