@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 const (
 	alice = "@alice:example.org"
 	bob   = "@bob:example.org"
+	carol = "@carol:example.org"
 )
 
 var (
@@ -120,6 +122,7 @@ type delivery struct {
 			UserID    string   `json:"user_id"`
 			DeviceIDs []string `json:"device_ids"`
 			Reason    string   `json:"reason"`
+			Erase     bool     `json:"erase"`
 		} `json:"content"`
 	}
 	accepted bool
@@ -316,7 +319,7 @@ func runReceiverDownAcrossRestart(t *testing.T, f fixture) {
 
 	// The first process: the receiver is down from the start.
 	st := f.open(t, kick)
-	for _, u := range []string{alice, bob} {
+	for _, u := range []string{alice, bob, carol} {
 		if err := st.CreateUser(ctx, store.User{ID: u, PasswordHash: "$h$", CreatedAt: t0}); err != nil {
 			t.Fatalf("CreateUser: %v", err)
 		}
@@ -326,6 +329,9 @@ func runReceiverDownAcrossRestart(t *testing.T, f fixture) {
 	login(t, st, alice, "TABLET", "")
 	login(t, st, bob, "PHONE", "bob-r0")
 	login(t, st, bob, "LAPTOP", "")
+	for _, d := range []string{"PHONE", "LAPTOP", "TABLET", "WATCH"} {
+		login(t, st, carol, d, "")
+	}
 	first := start(st, cfg, &current)
 
 	// POST /logout of alice's phone: the receiver refuses it, again and
@@ -345,6 +351,14 @@ func runReceiverDownAcrossRestart(t *testing.T, f fixture) {
 	// POST /logout/all of alice.
 	if n, err := st.DeleteAllDevices(ctx, alice); err != nil || n != 2 {
 		t.Fatalf("DeleteAllDevices = %d, %v", n, err)
+	}
+	// Carol deletes her watch (DELETE /devices/WATCH), then changes her
+	// password from her phone, logging out the rest.
+	if ids, err := st.DeleteDevices(ctx, carol, []string{"WATCH"}, store.UIAGrant{}); err != nil || len(ids) != 1 {
+		t.Fatalf("DeleteDevices = %v, %v", ids, err)
+	}
+	if _, err := st.ChangePassword(ctx, store.PasswordChange{UserID: carol, Hash: "$h2$", LogoutDevices: true, KeepDeviceID: "PHONE", KeepAccessToken: sha256.Sum256([]byte(carol + "PHONE"))}); err != nil {
+		t.Fatalf("ChangePassword: %v", err)
 	}
 	// Those events wait behind the first, whose backoff ends now.
 	clock.allow(1)
@@ -368,14 +382,18 @@ func runReceiverDownAcrossRestart(t *testing.T, f fixture) {
 	if err := st.DeleteDevice(ctx, bob, "LAPTOP"); err != nil {
 		t.Fatalf("DeleteDevice: %v", err)
 	}
+	// ... and carol deactivates her account, asking for erasure.
+	if err := st.DeactivateUser(ctx, carol, t0, true, store.UIAGrant{}); err != nil {
+		t.Fatalf("DeactivateUser: %v", err)
+	}
 	pending, err := st.FindOutboxEvents(ctx, 100)
 	if err != nil {
 		t.Fatalf("FindOutboxEvents: %v", err)
 	}
 	// The last attempt's failure may not be recorded: the stop cut it short.
-	if len(pending) != 4 || pending[0].Attempts < len(down)-1 || pending[0].Attempts > len(down) ||
+	if len(pending) != 8 || pending[0].Attempts < len(down)-1 || pending[0].Attempts > len(down) ||
 		pending[0].LastError != "status_503" || pending[1].Attempts != 0 {
-		t.Fatalf("outbox before the restart: %+v, want 4 events, the first tried %d times", pending, len(down))
+		t.Fatalf("outbox before the restart: %+v, want 8 events, the first tried %d times", pending, len(down))
 	}
 	if err := st.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -407,15 +425,23 @@ func runReceiverDownAcrossRestart(t *testing.T, f fixture) {
 		}
 		seen[d.eventID] = true
 		b := d.body
-		if b.Type != store.EventDevicesDeleted || b.UserID != b.Content.UserID || b.CreatedAt == "" {
+		if b.UserID != b.Content.UserID || b.CreatedAt == "" {
 			t.Fatalf("delivered %+v", b)
 		}
-		perUser[b.UserID] = append(perUser[b.UserID], change{b.Content.Reason, strings.Join(b.Content.DeviceIDs, ",")})
+		switch b.Type {
+		case store.EventDevicesDeleted:
+			perUser[b.UserID] = append(perUser[b.UserID], change{b.Content.Reason, strings.Join(b.Content.DeviceIDs, ",")})
+		case store.EventUserDeactivated:
+			perUser[b.UserID] = append(perUser[b.UserID], change{"user.deactivated", fmt.Sprint("erase=", b.Content.Erase)})
+		default:
+			t.Fatalf("delivered %+v", b)
+		}
 	}
 	wantAlice := []change{{"logout", "PHONE"}, {"logout_all", "LAPTOP,TABLET"}}
 	wantBob := []change{{"refresh_replay", "PHONE"}, {"logout", "LAPTOP"}}
-	if !slices.Equal(perUser[alice], wantAlice) || !slices.Equal(perUser[bob], wantBob) {
-		t.Fatalf("received alice %v, bob %v; want %v and %v", perUser[alice], perUser[bob], wantAlice, wantBob)
+	wantCarol := []change{{"deleted", "WATCH"}, {"password_change", "LAPTOP,TABLET"}, {"deactivated", "PHONE"}, {"user.deactivated", "erase=true"}}
+	if !slices.Equal(perUser[alice], wantAlice) || !slices.Equal(perUser[bob], wantBob) || !slices.Equal(perUser[carol], wantCarol) {
+		t.Fatalf("received alice %v, bob %v, carol %v; want %v, %v and %v", perUser[alice], perUser[bob], perUser[carol], wantAlice, wantBob, wantCarol)
 	}
 	// What is still in the outbox was delivered (its deletion was cut
 	// short by the stop): it goes again, and is deduplicated.

@@ -32,6 +32,11 @@ type UIASession struct {
 	ExpiresAt time.Time
 }
 
+// MaxUIASessionsPerDevice is how many UIA sessions a store keeps per
+// device: a client runs one flow at a time, and a few abandoned ones are
+// plenty.
+const MaxUIASessionsPerDevice = 16
+
 // UIAGrant is the proof that the caller of an operation passed
 // User-Interactive Authentication for it. The operation consumes the
 // session in its own transaction, so that a session authorises one
@@ -66,8 +71,11 @@ type PasswordChange struct {
 // AccountStore persists what users change about their own accounts, each
 // change guarded by a User-Interactive Authentication session.
 type AccountStore interface {
-	// CreateUIASession stores a new session. It returns ErrConflict if the
-	// hash is taken and ErrNotFound if the user does not exist.
+	// CreateUIASession stores a new session, and deletes the oldest
+	// sessions of the same device beyond MaxUIASessionsPerDevice, in one
+	// transaction, so that a token that asks for challenge after challenge
+	// holds a bounded number of rows. It returns ErrConflict if the hash is
+	// taken and ErrNotFound if the user or device does not exist.
 	CreateUIASession(ctx context.Context, s UIASession) error
 	// FindUIASession returns the session with that hash if it has not
 	// expired at now (ExpiresAt after now), or ErrNotFound.

@@ -18,10 +18,21 @@ const uiaSessionColumns = `session_hash, user_id, device_id, method, path, body_
 // if the hash is taken and store.ErrNotFound if the user, or its device,
 // does not exist.
 func (db *DB) CreateUIASession(ctx context.Context, s store.UIASession) error {
-	_, err := db.pool.Exec(ctx,
-		`INSERT INTO uia_sessions (`+uiaSessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		s.IDHash[:], s.UserID, s.DeviceID, s.Method, s.Path, s.BodyHash[:],
-		timestamp(s.CreatedAt), timestamp(s.ExpiresAt))
+	err := pgx.BeginTxFunc(ctx, db.pool, readCommitted, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO uia_sessions (`+uiaSessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			s.IDHash[:], s.UserID, s.DeviceID, s.Method, s.Path, s.BodyHash[:],
+			timestamp(s.CreatedAt), timestamp(s.ExpiresAt)); err != nil {
+			return err
+		}
+		// The device's oldest sessions beyond the bound (ties by hash).
+		_, err := tx.Exec(ctx,
+			`DELETE FROM uia_sessions WHERE session_hash IN (
+			   SELECT session_hash FROM uia_sessions WHERE user_id = $1 AND device_id = $2
+			   ORDER BY created_at DESC, session_hash DESC OFFSET $3)`,
+			s.UserID, s.DeviceID, store.MaxUIASessionsPerDevice)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: create uia session: %w", translate(err))
 	}

@@ -16,10 +16,21 @@ const uiaSessionColumns = `session_hash, user_id, device_id, method, path, body_
 // if the hash is taken and store.ErrNotFound if the user, or its device,
 // does not exist.
 func (db *DB) CreateUIASession(ctx context.Context, s store.UIASession) error {
-	_, err := db.db.ExecContext(ctx,
-		`INSERT INTO uia_sessions (`+uiaSessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.IDHash[:], s.UserID, s.DeviceID, s.Method, s.Path, s.BodyHash[:],
-		micros(s.CreatedAt), micros(s.ExpiresAt))
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO uia_sessions (`+uiaSessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.IDHash[:], s.UserID, s.DeviceID, s.Method, s.Path, s.BodyHash[:],
+			micros(s.CreatedAt), micros(s.ExpiresAt)); err != nil {
+			return err
+		}
+		// The device's oldest sessions beyond the bound (ties by hash).
+		_, err := tx.ExecContext(ctx,
+			`DELETE FROM uia_sessions WHERE session_hash IN (
+			   SELECT session_hash FROM uia_sessions WHERE user_id = ? AND device_id = ?
+			   ORDER BY created_at DESC, session_hash DESC LIMIT -1 OFFSET ?)`,
+			s.UserID, s.DeviceID, store.MaxUIASessionsPerDevice)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create uia session: %w", translate(err))
 	}

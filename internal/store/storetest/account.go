@@ -3,6 +3,7 @@ package storetest
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -190,6 +191,25 @@ var uiaSessionCases = []testCase{
 		wantNoUIASession(t, s, "unknown", t1)
 		f.wantAliceUntouched(t, s)
 		f.wantBobUntouched(t, s)
+	}},
+	{"BoundedPerDevice", func(t *testing.T, s store.Store) {
+		f := newAccountFixture(t, s)
+		// LAPTOP asks for more challenges than a device keeps: the oldest
+		// go; PHONE's session (the fixture's s1) stays.
+		n := store.MaxUIASessionsPerDevice + 3
+		for i := range n {
+			us := uiaSession(fmt.Sprintf("laptop%02d", i), binding(alice, "LAPTOP", "{}"))
+			us.CreatedAt = t0.Add(time.Duration(i) * time.Second)
+			mustCreateUIASession(t, s, us)
+		}
+		for i := range n {
+			id := fmt.Sprintf("laptop%02d", i)
+			_, err := s.FindUIASession(t.Context(), hash(id), t1)
+			if kept := i >= n-store.MaxUIASessionsPerDevice; kept != (err == nil) {
+				t.Fatalf("session %d of %d: FindUIASession = %v, want kept %v", i, n, err, kept)
+			}
+		}
+		wantUIASession(t, s, f.s1, t1)
 	}},
 	{"Conflict", func(t *testing.T, s store.Store) {
 		f := newAccountFixture(t, s)
