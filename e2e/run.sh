@@ -10,7 +10,9 @@
 # nginx that trusts it as its proxy), waits until they answer /readyz, starts
 # nginx in front of the third and of the stand-in homeserver that
 # tests/proxy.test.mjs serves, a fourth authd behind a second nginx and
-# Caddy (deploy/caddy/Caddyfile) for tests/hardening.test.mjs, runs `node --test` in e2e/ and stops nginx and
+# Caddy (deploy/caddy/Caddyfile) for tests/hardening.test.mjs, a fifth
+# authd (login tokens on) behind a third nginx and a second Caddy for
+# tests/account.test.mjs, runs `node --test` in e2e/ and stops nginx and
 # authd whatever happens. tests/replicas.test.mjs starts a Redis server and
 # three more authd replicas on the same database itself. Logs go to a
 # temporary directory; authd's, Redis's and nginx's are printed when anything
@@ -60,7 +62,7 @@ pids=()
 failed=1
 
 print_logs() {
-	for f in "$logs"/authd-*.log "$logs"/redis.log "$logs"/nginx-replicas/error.log "$logs"/nginx/error.log "$logs"/nginx/access.log "$logs"/nginx-hardened/error.log "$logs"/nginx-hardened/access.log "$logs"/caddy/caddy.log "$logs"/homeserver-*.log; do
+	for f in "$logs"/authd-*.log "$logs"/redis.log "$logs"/nginx-replicas/error.log "$logs"/nginx/error.log "$logs"/nginx/access.log "$logs"/nginx-hardened/error.log "$logs"/nginx-hardened/access.log "$logs"/caddy/caddy.log "$logs"/nginx-account/error.log "$logs"/nginx-account/access.log "$logs"/caddy-account/caddy.log "$logs"/homeserver-*.log; do
 		[ -e "$f" ] || continue
 		printf '\n==> %s\n' "$f" >&2
 		cat "$f" >&2
@@ -216,14 +218,14 @@ wait_listening() {
 	return 1
 }
 
-# start_caddy PORT AUTHD HOMESERVER: Caddy on 127.0.0.1:PORT with
+# start_caddy PORT AUTHD HOMESERVER [NAME]: Caddy on 127.0.0.1:PORT with
 # deploy/caddy/Caddyfile as shipped, except for its admin line (off, so
 # that parallel runs do not share an admin port); the site address and the
 # upstreams come from the environment variables it reads (no TLS: an http://
 # site). Its data, configuration and logs (stderr, where the shipped
-# Caddyfile writes them) are in $logs/caddy.
+# Caddyfile writes them) are in $logs/NAME (default caddy).
 start_caddy() {
-	local port=$1 dir=$logs/caddy shipped=$root/deploy/caddy/Caddyfile pid
+	local port=$1 dir=$logs/${4:-caddy} shipped=$root/deploy/caddy/Caddyfile pid
 	mkdir -p "$dir"
 	sed -E 's/^([[:space:]]*)admin[[:space:]].*$/\1admin off/' "$shipped" >"$dir/Caddyfile"
 	if ! diff <(grep -Ev '^[[:space:]]*admin[[:space:]]' "$shipped") <(grep -Ev '^[[:space:]]*admin[[:space:]]' "$dir/Caddyfile") >&2 ||
@@ -278,6 +280,25 @@ hardened_caddy_hs=$(free_port)
 start_caddy "$hardened_caddy_port" "$hardened_authd" "127.0.0.1:$hardened_caddy_hs"
 export AUTHD_E2E_HARDENED_PROXIES="nginx http://127.0.0.1:$hardened_nginx_port $hardened_nginx_hs $logs/nginx-hardened;caddy http://127.0.0.1:$hardened_caddy_port $hardened_caddy_hs $logs/caddy"
 export AUTHD_E2E_PYTHON3=$python3
+
+# tests/account.test.mjs: devices, User-Interactive Authentication,
+# password change, deactivation, third-party IDs and login tokens, on an
+# authd of their own (login tokens on; every rate limit off but the fixed
+# one login token per user a minute; the proxies' 127.0.0.1 trusted),
+# directly and through nginx and Caddy with the shipped configs, each in
+# front of a stand-in homeserver the test serves.
+start_authd account AUTHD_LOGIN_TOKENS=on AUTHD_RATELIMIT=on AUTHD_RATELIMIT_LOGIN_IP=off \
+	AUTHD_RATELIMIT_LOGIN_FAILED=off AUTHD_RATELIMIT_LOGIN_SUCCESS=off AUTHD_RATELIMIT_REFRESH_IP=off \
+	AUTHD_RATELIMIT_TOKEN_FAILURES=off "${trusted[@]}"
+account_authd=127.0.0.1:$port
+export AUTHD_E2E_ACCOUNT_BASEURL=$url
+account_nginx_port=$(free_port)
+account_nginx_hs=$(free_port)
+start_nginx "$account_nginx_port" "$account_authd" "127.0.0.1:$account_nginx_hs" nginx-account
+account_caddy_port=$(free_port)
+account_caddy_hs=$(free_port)
+start_caddy "$account_caddy_port" "$account_authd" "127.0.0.1:$account_caddy_hs" caddy-account
+export AUTHD_E2E_ACCOUNT_PROXIES="nginx http://127.0.0.1:$account_nginx_port $account_nginx_hs;caddy http://127.0.0.1:$account_caddy_port $account_caddy_hs"
 
 # tests/replicas.test.mjs starts its own Redis and three replicas on this
 # database with this binary, logging into $logs.

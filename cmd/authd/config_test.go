@@ -268,6 +268,8 @@ var e2eRunVariables = []otherVariable{
 	{"AUTHD_E2E_TRUSTED_PROXIES", "e2e/lib/env.mjs", "`1` when the authd behind nginx trusts it as its proxy"},
 	{"AUTHD_E2E_HARDENED_BASEURL", "e2e/tests/hardening.test.mjs", "an authd with a small budget of failed token checks"},
 	{"AUTHD_E2E_HARDENED_PROXIES", "e2e/tests/hardening.test.mjs", "the nginx and Caddy in front of it: `name url homeserverPort logDir`, separated by `;`"},
+	{"AUTHD_E2E_ACCOUNT_BASEURL", "e2e/lib/env.mjs", "an authd with login tokens on and every rate limit off but the login-token one, for the account self-service tests"},
+	{"AUTHD_E2E_ACCOUNT_PROXIES", "e2e/lib/env.mjs", "the nginx and Caddy in front of it: `name url homeserverPort`, separated by `;`"},
 	{"AUTHD_E2E_AUTHD", "e2e/lib/replicas.mjs", "the authd binary the replica tests start"},
 	{"AUTHD_E2E_LOGS", "e2e/lib/replicas.mjs", "the directory the suite's logs go to"},
 }

@@ -25,3 +25,18 @@ export const nginxAccessLog = need("AUTHD_E2E_NGINX_ACCESS_LOG");
 // Whether the authd behind nginx runs with AUTHD_TRUSTED_PROXIES (run.sh
 // asks `authd serve --help`).
 export const trustedProxies = need("AUTHD_E2E_TRUSTED_PROXIES") === "1";
+
+// The authd of tests/account.test.mjs: login tokens on (AUTHD_LOGIN_TOKENS),
+// every rate limit off but the fixed one login token per user a minute,
+// trusting 127.0.0.1 as its proxy when it can.
+export const accountBaseUrl = need("AUTHD_E2E_ACCOUNT_BASEURL");
+// nginx and Caddy with the shipped configs in front of that authd and of a
+// stand-in homeserver each, which the test serves on the given port: "name
+// url homeserverPort" per proxy, separated by ";".
+export const accountProxies = need("AUTHD_E2E_ACCOUNT_PROXIES")
+    .split(";")
+    .filter(Boolean)
+    .map((s) => {
+        const [name, url, hsPort] = s.split(" ");
+        return { name, url, homeserverPort: Number(hsPort) };
+    });

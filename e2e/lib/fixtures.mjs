@@ -29,6 +29,24 @@ export const users = {
     // The attack reproductions through nginx and through Caddy.
     nina: { localpart: "nina", password: "nina behind hardened nginx", email: "" },
     oscar: { localpart: "oscar", password: "oscar behind hardened caddy", email: "" },
+    // Account self-service (tests/account.test.mjs), one user per concern.
+    // Devices: list, get, rename.
+    peggy: { localpart: "peggy", password: "peggy's many devices", email: "" },
+    // Device deletion through User-Interactive Authentication.
+    quinn: { localpart: "quinn", password: "quinn deletes devices", email: "" },
+    // Password change, with and without logout_devices.
+    rupert: { localpart: "rupert", password: "rupert's first password", email: "" },
+    // Account deactivation.
+    sybil: { localpart: "sybil", password: "sybil deactivates", email: "" },
+    // Third-party IDs: list and delete.
+    trent: { localpart: "trent", password: "trent's email goes", email: "trent@example.org" },
+    // Login tokens (m.login.token, login/get_token).
+    ursula: { localpart: "ursula", password: "ursula signs in twice", email: "" },
+    // User-Interactive Authentication over raw HTTP.
+    victor: { localpart: "victor", password: "victor speaks raw http", email: "" },
+    // Device deletion and neighbouring paths through nginx and through Caddy.
+    walter: { localpart: "walter", password: "walter behind nginx", email: "" },
+    xena: { localpart: "xena", password: "xena behind caddy", email: "" },
 };
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {

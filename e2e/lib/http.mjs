@@ -9,6 +9,13 @@ import { request as httpRequest } from "node:http";
 // (an object), body (a string or Buffer), localAddress.
 export function request(url, { method = "GET", headers = {}, body, localAddress } = {}) {
     const u = new URL(url);
+    // Node frames the body of a DELETE (or GET) only with a Content-Length;
+    // without one it would send the body unannounced and the server would
+    // never read it.
+    const framed = Object.keys(headers).some((h) => /^(content-length|transfer-encoding)$/i.test(h));
+    if (body !== undefined && body !== null && !framed) {
+        headers = { ...headers, "Content-Length": String(Buffer.byteLength(body)) };
+    }
     // The path as given, not as URL parsed it.
     const path = url.slice(u.origin.length) || "/";
     return new Promise((resolve, reject) => {
