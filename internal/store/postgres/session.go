@@ -92,6 +92,19 @@ func (db *DB) RenameDevice(ctx context.Context, userID, deviceID, displayName st
 // its outbox event (store.ReasonLogout) in the same transaction. It returns
 // store.ErrNotFound if the user has no such device.
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	if !db.outbox {
+		// One statement, no transaction around it: logout is bound by
+		// round trips to the database, and without an event there is
+		// nothing to keep together.
+		tag, err := db.pool.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("postgres: delete device: %w", translate(err))
+		}
+		return nil
+	}
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
 		if err != nil {

@@ -102,6 +102,21 @@ func (db *DB) RenameDevice(ctx context.Context, userID, deviceID, displayName st
 // its outbox event (store.ReasonLogout) in the same transaction. It returns
 // store.ErrNotFound if the user has no such device.
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
+	if !db.outbox {
+		// One statement, no transaction around it: without an event
+		// there is nothing to keep together.
+		res, err := db.db.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
+		if err == nil {
+			var n int
+			if n, err = rowsAffected(res); err == nil && n == 0 {
+				err = store.ErrNotFound
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: delete device: %w", translate(err))
+		}
+		return nil
+	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
 		if err != nil {
