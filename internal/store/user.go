@@ -16,10 +16,20 @@ type User struct {
 	CreatedAt    time.Time
 	// DeactivatedAt is zero while the account is active.
 	DeactivatedAt time.Time
+	// Admin is true for a server administrator: the user's ordinary access
+	// tokens authorise the admin API.
+	Admin bool
+	// LockedAt is zero while the account is not locked. A locked account
+	// keeps its sessions, but cannot log in, and every request of it but
+	// logout is refused until it is unlocked (spec, Account locking).
+	LockedAt time.Time
 }
 
 // Deactivated reports whether the account has been deactivated.
 func (u User) Deactivated() bool { return !u.DeactivatedAt.IsZero() }
+
+// Locked reports whether the account is locked.
+func (u User) Locked() bool { return !u.LockedAt.IsZero() }
 
 // FoldUserID returns the key under which a user ID is matched
 // case-insensitively at login. Matching is on the whole MXID, as Synapse does.

@@ -41,7 +41,7 @@ func (db *DB) ConsumeLoginToken(ctx context.Context, h store.TokenHash, now time
 		`WITH consumed AS (
 		   DELETE FROM login_tokens WHERE token_hash = $1 RETURNING user_id, expires_at
 		 )
-		 SELECT u.user_id, u.password_hash, u.created_at, u.deactivated_at, c.expires_at
+		 SELECT `+userColumnsU+`, c.expires_at
 		 FROM consumed c JOIN users u ON u.user_id = c.user_id`, h[:]), &expiresAt)
 	if err != nil {
 		return store.User{}, fmt.Errorf("postgres: consume login token: %w", translate(err))

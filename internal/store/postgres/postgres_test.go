@@ -334,6 +334,24 @@ func TestMigrations_Down(t *testing.T) {
 				t.Fatalf("access tokens after 0005 down: %d, want 2", n)
 			}
 		},
+		9: func() {
+			// The admin tables, columns and the lock notice go; the users
+			// and their sessions stay.
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'admin_tokens%' OR relname LIKE 'registration_nonces%'`); n != 0 {
+				t.Fatalf("%d of 0009's relations left after its down", n)
+			}
+			if n := queryInt(t, url,
+				`SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name IN ('admin', 'locked_at')`,
+			); n != 0 {
+				t.Fatalf("users keeps %d of 0009's columns", n)
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM pg_proc WHERE proname = 'authd_notify_locked'`); n != 0 {
+				t.Fatalf("0009's function left after its down")
+			}
+			if n := queryInt(t, url, `SELECT count(*) FROM access_tokens`); n != 2 {
+				t.Fatalf("access tokens after 0009 down: %d, want 2", n)
+			}
+		},
 		7: func() {
 			if n := queryInt(t, url, `SELECT count(*) FROM pg_class WHERE relname LIKE 'login_tokens%'`); n != 0 {
 				t.Fatalf("%d login_tokens relations left after 0007 down", n)

@@ -28,22 +28,21 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error) {
 	var s store.Session
 	var hash []byte
-	var expiresAt, deactivatedAt *time.Time
-	err := db.pool.QueryRow(ctx,
-		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at, t.pending,
-		        u.user_id, u.password_hash, u.created_at, u.deactivated_at
+	var expiresAt *time.Time
+	var err error
+	s.User, err = scanUserAnd(db.pool.QueryRow(ctx,
+		`SELECT `+userColumnsU+`,
+		        t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at, t.pending
 		 FROM access_tokens t JOIN users u ON u.user_id = t.user_id
 		 WHERE t.token_hash = $1`, h[:],
-	).Scan(&hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &s.AccessToken.CreatedAt, &expiresAt,
-		&s.AccessToken.Pending, &s.User.ID, &s.User.PasswordHash, &s.User.CreatedAt, &deactivatedAt)
+	), &hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &s.AccessToken.CreatedAt, &expiresAt,
+		&s.AccessToken.Pending)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("postgres: find session: %w", translate(err))
 	}
 	copy(s.AccessToken.Hash[:], hash)
 	s.AccessToken.CreatedAt = s.AccessToken.CreatedAt.UTC()
 	s.AccessToken.ExpiresAt = fromNull(expiresAt)
-	s.User.CreatedAt = s.User.CreatedAt.UTC()
-	s.User.DeactivatedAt = fromNull(deactivatedAt)
 	return s, nil
 }
 

@@ -11,7 +11,10 @@ import (
 )
 
 // userColumns are the columns scanUser reads, in its order.
-const userColumns = `user_id, password_hash, created_at, deactivated_at`
+const userColumns = `user_id, password_hash, created_at, deactivated_at, admin, locked_at`
+
+// userColumnsU is userColumns of the table aliased u.
+const userColumnsU = `u.user_id, u.password_hash, u.created_at, u.deactivated_at, u.admin, u.locked_at`
 
 // CreateUser stores a new user and binds the given third-party IDs to it, in
 // one transaction. Each ThreePID is bound to u.ID whatever its UserID says.
@@ -20,9 +23,10 @@ const userColumns = `user_id, password_hash, created_at, deactivated_at`
 func (db *DB) CreateUser(ctx context.Context, u store.User, threepids ...store.ThreePID) error {
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx,
-			`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at)
-			 VALUES ($1, $2, $3, $4, $5)`,
+			`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at, admin, locked_at)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 			u.ID, store.FoldUserID(u.ID), u.PasswordHash, timestamp(u.CreatedAt), nullTimestamp(u.DeactivatedAt),
+			u.Admin, nullTimestamp(u.LockedAt),
 		); err != nil {
 			return err
 		}
@@ -72,7 +76,7 @@ func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error
 // store.ErrNotFound.
 func (db *DB) FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error) {
 	u, err := scanUser(db.pool.QueryRow(ctx,
-		`SELECT u.user_id, u.password_hash, u.created_at, u.deactivated_at
+		`SELECT `+userColumnsU+`
 		 FROM user_threepids t JOIN users u ON u.user_id = t.user_id
 		 WHERE t.medium = $1 AND t.address = $2`,
 		string(medium), address))
@@ -176,12 +180,13 @@ func scanUser(row pgx.Row) (store.User, error) { return scanUserAnd(row) }
 // read into more.
 func scanUserAnd(row pgx.Row, more ...any) (store.User, error) {
 	var u store.User
-	var deactivatedAt *time.Time
-	if err := row.Scan(append([]any{&u.ID, &u.PasswordHash, &u.CreatedAt, &deactivatedAt}, more...)...); err != nil {
+	var deactivatedAt, lockedAt *time.Time
+	if err := row.Scan(append([]any{&u.ID, &u.PasswordHash, &u.CreatedAt, &deactivatedAt, &u.Admin, &lockedAt}, more...)...); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = u.CreatedAt.UTC()
 	u.DeactivatedAt = fromNull(deactivatedAt)
+	u.LockedAt = fromNull(lockedAt)
 	return u, nil
 }
 

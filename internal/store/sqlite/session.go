@@ -27,23 +27,21 @@ func (db *DB) CreateSession(ctx context.Context, s store.NewSession) error {
 func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (store.Session, error) {
 	var s store.Session
 	var hash []byte
-	var tokenCreatedAt, userCreatedAt int64
-	var expiresAt, deactivatedAt sql.NullInt64
-	err := db.db.QueryRowContext(ctx,
-		`SELECT t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at, t.pending,
-		        u.user_id, u.password_hash, u.created_at, u.deactivated_at
+	var tokenCreatedAt int64
+	var expiresAt sql.NullInt64
+	var err error
+	s.User, err = scanUserAnd(db.db.QueryRowContext(ctx,
+		`SELECT `+userColumnsU+`,
+		        t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at, t.pending
 		 FROM access_tokens t JOIN users u ON u.user_id = t.user_id
 		 WHERE t.token_hash = ?`, h[:],
-	).Scan(&hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &tokenCreatedAt, &expiresAt,
-		&s.AccessToken.Pending, &s.User.ID, &s.User.PasswordHash, &userCreatedAt, &deactivatedAt)
+	), &hash, &s.AccessToken.UserID, &s.AccessToken.DeviceID, &tokenCreatedAt, &expiresAt, &s.AccessToken.Pending)
 	if err != nil {
 		return store.Session{}, fmt.Errorf("sqlite: find session: %w", translate(err))
 	}
 	copy(s.AccessToken.Hash[:], hash)
 	s.AccessToken.CreatedAt = fromMicros(tokenCreatedAt)
 	s.AccessToken.ExpiresAt = fromNullMicros(expiresAt)
-	s.User.CreatedAt = fromMicros(userCreatedAt)
-	s.User.DeactivatedAt = fromNullMicros(deactivatedAt)
 	return s, nil
 }
 

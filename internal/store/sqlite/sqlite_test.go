@@ -307,6 +307,19 @@ func TestMigrations_Down(t *testing.T) {
 	if got := schemaStatus(t, db); got.Version != prev || got.Dirty {
 		t.Fatalf("SchemaStatus after one step down = %+v, want version %d", got, prev)
 	}
+	if latest == 9 {
+		// Without 0009: the users keep everything but the admin flag and
+		// the lock.
+		if n := queryInt(t, path, `SELECT count(*) FROM pragma_table_info('users') WHERE name IN ('admin', 'locked_at')`); n != 0 {
+			t.Fatalf("users keeps %d of 0009's columns", n)
+		}
+		if n := queryInt(t, path, `SELECT count(*) FROM sqlite_master WHERE name IN ('admin_tokens', 'registration_nonces', 'users_locked')`); n != 0 {
+			t.Fatalf("%d of 0009's tables and trigger left after its down", n)
+		}
+		if n := queryInt(t, path, `SELECT count(*) FROM access_tokens`); n != 2 {
+			t.Fatalf("access tokens after 0009 down: %d, want 2", n)
+		}
+	}
 	if latest == 6 {
 		// Without 0006: the devices keep everything but the address.
 		if n := queryInt(t, path, `SELECT count(*) FROM pragma_table_info('devices') WHERE name = 'last_seen_ip'`); n != 0 {

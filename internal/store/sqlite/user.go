@@ -10,7 +10,10 @@ import (
 )
 
 // userColumns are the columns scanUser reads, in its order.
-const userColumns = `user_id, password_hash, created_at, deactivated_at`
+const userColumns = `user_id, password_hash, created_at, deactivated_at, admin, locked_at`
+
+// userColumnsU is userColumns of the table aliased u.
+const userColumnsU = `u.user_id, u.password_hash, u.created_at, u.deactivated_at, u.admin, u.locked_at`
 
 // CreateUser stores a new user and binds the given third-party IDs to it, in
 // one transaction. Each ThreePID is bound to u.ID whatever its UserID says.
@@ -19,9 +22,10 @@ const userColumns = `user_id, password_hash, created_at, deactivated_at`
 func (db *DB) CreateUser(ctx context.Context, u store.User, threepids ...store.ThreePID) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at)
-			 VALUES (?, ?, ?, ?, ?)`,
+			`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at, admin, locked_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, store.FoldUserID(u.ID), u.PasswordHash, micros(u.CreatedAt), nullMicros(u.DeactivatedAt),
+			u.Admin, nullMicros(u.LockedAt),
 		); err != nil {
 			return err
 		}
@@ -67,7 +71,7 @@ func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error
 // store.ErrNotFound.
 func (db *DB) FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error) {
 	u, err := scanUser(db.db.QueryRowContext(ctx,
-		`SELECT u.user_id, u.password_hash, u.created_at, u.deactivated_at
+		`SELECT `+userColumnsU+`
 		 FROM user_threepids t JOIN users u ON u.user_id = t.user_id
 		 WHERE t.medium = ? AND t.address = ?`,
 		string(medium), address))
@@ -191,15 +195,20 @@ type scanner interface {
 }
 
 // scanUser reads the userColumns of one row.
-func scanUser(row scanner) (store.User, error) {
+func scanUser(row scanner) (store.User, error) { return scanUserAnd(row) }
+
+// scanUserAnd is scanUser for a row that has more columns after the user's,
+// read into more.
+func scanUserAnd(row scanner, more ...any) (store.User, error) {
 	var u store.User
 	var createdAt int64
-	var deactivatedAt sql.NullInt64
-	if err := row.Scan(&u.ID, &u.PasswordHash, &createdAt, &deactivatedAt); err != nil {
+	var deactivatedAt, lockedAt sql.NullInt64
+	if err := row.Scan(append([]any{&u.ID, &u.PasswordHash, &createdAt, &deactivatedAt, &u.Admin, &lockedAt}, more...)...); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = fromMicros(createdAt)
 	u.DeactivatedAt = fromNullMicros(deactivatedAt)
+	u.LockedAt = fromNullMicros(lockedAt)
 	return u, nil
 }
 

@@ -142,7 +142,8 @@ func wantErr(tb testing.TB, what string, err, want error) {
 func wantUser(tb testing.TB, what string, got, want store.User) {
 	tb.Helper()
 	if got.ID != want.ID || got.PasswordHash != want.PasswordHash ||
-		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.DeactivatedAt, want.DeactivatedAt) {
+		!sameTime(got.CreatedAt, want.CreatedAt) || !sameTime(got.DeactivatedAt, want.DeactivatedAt) ||
+		got.Admin != want.Admin || !sameTime(got.LockedAt, want.LockedAt) {
 		tb.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }

@@ -53,6 +53,38 @@ var createUserCases = []testCase{
 			t.Fatalf("user created deactivated is active: %+v", got)
 		}
 	}},
+	{"AdminLocked", func(t *testing.T, s store.Store) {
+		// The admin flag and the lock read back from every lookup of a
+		// user, a session's included.
+		u := newUser(alice)
+		u.Admin, u.LockedAt = true, t1
+		mustCreateUser(t, s, u, store.ThreePID{Medium: store.MediumEmail, Address: "alice@example.org", AddedAt: t0})
+		mustCreateUser(t, s, newUser(bob))
+		wantUser(t, "FindUserByID", findUser(t, s, alice), u)
+		if !u.Locked() {
+			t.Fatal("Locked() = false with LockedAt set")
+		}
+		got, err := s.FindUserByLogin(t.Context(), "@ALICE:example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantUser(t, "FindUserByLogin", got, u)
+		got, err = s.FindUserByThreePID(t.Context(), store.MediumEmail, "alice@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantUser(t, "FindUserByThreePID", got, u)
+		mustCreateSession(t, s, newSession(alice, "PHONE", "Phone", "a1", t0))
+		sess, err := s.FindSessionByAccessToken(t.Context(), hash("a1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantUser(t, "FindSessionByAccessToken", sess.User, u)
+		other := findUser(t, s, bob)
+		if other.Admin || other.Locked() {
+			t.Fatalf("a plain user reads back as admin or locked: %+v", other)
+		}
+	}},
 	{"Conflict", func(t *testing.T, s store.Store) {
 		first := newUser(alice)
 		mustCreateUser(t, s, first)
