@@ -48,6 +48,23 @@ if [ -z "${AUTHD_E2E_INSIDE_PG:-}" ]; then
 	if [ -z "${AUTHD_E2E_BIN:-}" ]; then
 		make -C "$root" --no-print-directory build
 	fi
+	# tests/admin.test.mjs runs Debian's synadm: the installed one, or the
+	# package and its Python dependencies unpacked from Debian's archive
+	# into e2e/.synadm (no root needed; Debian's python3 runs it).
+	if [ -z "${AUTHD_E2E_SYNADM:-}" ] && ! command -v synadm >/dev/null; then
+		synadm_root=$e2e/.synadm
+		if [ ! -x "$synadm_root/root/usr/bin/synadm" ]; then
+			echo "e2e: unpacking Debian's synadm into $synadm_root" >&2
+			mkdir -p "$synadm_root/debs"
+			(cd "$synadm_root/debs" && apt-get download -qq synadm python3-click python3-click-option-group \
+				python3-dnspython python3-requests python3-urllib3 python3-idna python3-certifi \
+				python3-chardet python3-charset-normalizer python3-tabulate python3-six python3-yaml) ||
+				{ echo "e2e: needs synadm: apt-get install synadm (or apt-get download must work)" >&2; exit 1; }
+			for deb in "$synadm_root"/debs/*.deb; do dpkg-deb -x "$deb" "$synadm_root/root"; done
+		fi
+		export AUTHD_E2E_SYNADM="$python3 $synadm_root/root/usr/bin/synadm"
+		export AUTHD_E2E_SYNADM_PYTHONPATH=$synadm_root/root/usr/lib/python3/dist-packages
+	fi
 	# npm ci when node_modules is missing or older than the lock file. No
 	# package needs its install script (esbuild finds its platform binary
 	# without it; playwright-core has none and never downloads a browser).

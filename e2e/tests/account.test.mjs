@@ -447,6 +447,41 @@ for (const [i, proxy] of accountProxies.entries()) {
             assert.equal((await me.client.whoami()).device_id, me.deviceId);
         });
 
+        test("the admin API: authd's routes to authd and the rest to the homeserver, for loopback clients only", async () => {
+            const n = nonce();
+            // This authd runs without AUTHD_ADMIN_API: it answers its admin
+            // routes 404 M_UNRECOGNIZED itself, so an answer without the
+            // stand-in's header came from authd.
+            const toAuthd = [
+                `/_synapse/admin/v2/users?e2e=${n}`,
+                `/_synapse/admin/v2/users/%40someone%3A${serverName}/devices?e2e=${n}`,
+                `/_synapse/admin/v1/reset_password/@someone:${serverName}?e2e=${n}`,
+                `/_matrix/client/v1/admin/lock/@someone:${serverName}?e2e=${n}`,
+                `/_matrix/client/v3/admin/whois/@someone:${serverName}?e2e=${n}`,
+            ];
+            for (const p of toAuthd) {
+                const res = await request(`${proxy.url}${p}`, { method: p.includes("reset_password") ? "POST" : "GET", body: p.includes("reset_password") ? "{}" : undefined });
+                assert.equal(res.status, 404, `${p}: ${res.status} ${res.text}`);
+                assert.equal(res.json?.errcode, "M_UNRECOGNIZED", `${p}: ${res.text}`);
+                assert.equal(res.headers["x-stand-in"], undefined, p);
+            }
+            // The homeserver's own admin routes (rooms, media) reach it.
+            const rooms = await request(`${proxy.url}/_synapse/admin/v1/rooms?e2e=${n}`);
+            assert.equal(rooms.status, 200, rooms.text);
+            assert.equal(rooms.headers["x-stand-in"], "homeserver");
+            // From any other address, nothing under /_synapse/admin is served.
+            for (const p of [toAuthd[0], toAuthd[1], `/_synapse/admin/v1/rooms?e2e=${n}`]) {
+                const res = await request(`${proxy.url}${p}`, { localAddress: from(9) });
+                assert.equal(res.status, 403, `${p}: ${res.status} ${res.text}`);
+                assert.equal(res.json?.errcode, "M_FORBIDDEN", `${p}: ${res.text}`);
+                assert.equal(res.headers["x-stand-in"], undefined, p);
+            }
+            assert.deepEqual(
+                hs.requests.filter((r) => r.url.includes(n)).map((r) => r.url),
+                [`/_synapse/admin/v1/rooms?e2e=${n}`],
+            );
+        });
+
         test("account/3pid/add and account/password/email/requestToken go to the homeserver after forward auth", async () => {
             const me = await loggedIn(user, { url: proxy.url });
             const n = nonce();
