@@ -33,6 +33,7 @@ type Store interface {
 	LastSeenStore
 	TokenSweeper
 	OutboxStore
+	UserAdminStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

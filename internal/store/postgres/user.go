@@ -148,13 +148,22 @@ func (db *DB) DeleteThreePID(ctx context.Context, userID string, medium store.Me
 // ListThreePIDs returns the addresses bound to a user, ordered by medium and
 // address bytewise. A user without any, or no such user, gives none.
 func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
-	rows, err := db.pool.Query(ctx,
-		`SELECT medium, address, user_id, added_at FROM user_threepids
-		 WHERE user_id = $1 ORDER BY medium COLLATE "C", address COLLATE "C"`, userID)
+	threepids, err := listThreePIDs(ctx, db.pool, userID)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list threepids: %w", translate(err))
 	}
-	threepids, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ThreePID, error) {
+	return threepids, nil
+}
+
+// listThreePIDs is ListThreePIDs on q, returning the driver's errors.
+func listThreePIDs(ctx context.Context, q querier, userID string) ([]store.ThreePID, error) {
+	rows, err := q.Query(ctx,
+		`SELECT medium, address, user_id, added_at FROM user_threepids
+		 WHERE user_id = $1 ORDER BY medium COLLATE "C", address COLLATE "C"`, userID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ThreePID, error) {
 		var t store.ThreePID
 		var medium string
 		if err := row.Scan(&medium, &t.Address, &t.UserID, &t.AddedAt); err != nil {
@@ -164,10 +173,6 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 		t.AddedAt = t.AddedAt.UTC()
 		return t, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list threepids: %w", translate(err))
-	}
-	return threepids, nil
 }
 
 // collectUser is scanUser for pgx.CollectRows.

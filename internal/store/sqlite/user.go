@@ -146,11 +146,20 @@ func (db *DB) DeleteThreePID(ctx context.Context, userID string, medium store.Me
 // ListThreePIDs returns the addresses bound to a user, ordered by medium and
 // address bytewise. A user without any, or no such user, gives none.
 func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
-	rows, err := db.db.QueryContext(ctx,
+	threepids, err := listThreePIDs(ctx, db.db, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list threepids: %w", translate(err))
+	}
+	return threepids, nil
+}
+
+// listThreePIDs is ListThreePIDs on q, returning the driver's errors.
+func listThreePIDs(ctx context.Context, q querier, userID string) ([]store.ThreePID, error) {
+	rows, err := q.QueryContext(ctx,
 		`SELECT medium, address, user_id, added_at FROM user_threepids
 		 WHERE user_id = ? ORDER BY medium, address`, userID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list threepids: %w", translate(err))
+		return nil, err
 	}
 	defer rows.Close()
 	threepids := []store.ThreePID{}
@@ -159,16 +168,13 @@ func (db *DB) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePI
 		var medium string
 		var addedAt int64
 		if err := rows.Scan(&medium, &t.Address, &t.UserID, &addedAt); err != nil {
-			return nil, fmt.Errorf("sqlite: list threepids: %w", translate(err))
+			return nil, err
 		}
 		t.Medium = store.Medium(medium)
 		t.AddedAt = fromMicros(addedAt)
 		threepids = append(threepids, t)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list threepids: %w", translate(err))
-	}
-	return threepids, nil
+	return threepids, rows.Err()
 }
 
 // queryUsers runs a query selecting userColumns.

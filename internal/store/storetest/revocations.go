@@ -314,6 +314,28 @@ var revocationCases = []struct {
 		}
 		l.WantRevocations(t)
 	}},
+	{"Lock", func(t *testing.T, r *revocationTest) {
+		// A lock revokes nothing but is announced as every token of the
+		// user, so that caches drop them; unlocking and locking a locked
+		// user announce nothing.
+		r.standard(t)
+		l := r.listen(t)
+		locked, unlocked := true, false
+		if _, err := r.Store.ModifyUser(t.Context(), store.UserChange{UserID: alice, Now: r.now, Locked: &locked}); err != nil {
+			t.Fatal(err)
+		}
+		l.WantRevocations(t, store.Revocation{UserID: alice})
+		if _, err := r.Store.ModifyUser(t.Context(), store.UserChange{UserID: alice, Now: r.now, Locked: &locked}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Store.ModifyUser(t.Context(), store.UserChange{UserID: alice, Now: r.now, Locked: &unlocked}); err != nil {
+			t.Fatal(err)
+		}
+		l.WantRevocations(t)
+		if len(listDevices(t, r.Store, alice)) != 2 {
+			t.Fatal("a lock deleted devices")
+		}
+	}},
 	{"DeleteDevices", func(t *testing.T, r *revocationTest) {
 		r.standard(t)
 		l := r.listen(t)

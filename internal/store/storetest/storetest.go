@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteDevices", deleteDevicesCases},
 		{"ChangePassword", changePasswordCases},
 		{"LoginTokens", loginTokenCases},
+		{"ListUsersPage", listUsersPageCases},
+		{"ModifyUser", modifyUserCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {

@@ -1,0 +1,188 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/authd/authd/internal/store"
+)
+
+// userOrderColumns are the SQL expressions of the sort orders of
+// ListUsersPage. SQLite compares text bytewise.
+var userOrderColumns = map[store.UserOrder]string{
+	store.UserOrderName:        `u.user_id`,
+	store.UserOrderCreated:     `u.created_at`,
+	store.UserOrderLastSeen:    `last_seen`,
+	store.UserOrderAdmin:       `u.admin`,
+	store.UserOrderDeactivated: `(u.deactivated_at IS NOT NULL)`,
+	store.UserOrderLocked:      `(u.locked_at IS NOT NULL)`,
+}
+
+// ListUsersPage counts the matching users and reads one page of them in
+// one transaction, so that the total and the page agree (an operator's
+// listing is rare enough to take the write lock for that). Each user's
+// last-seen time is the latest of its devices'.
+func (db *DB) ListUsersPage(ctx context.Context, q store.UserQuery) (store.UserPage, error) {
+	where, args := userFilters(q)
+	order, ok := userOrderColumns[q.OrderBy]
+	if !ok {
+		order = userOrderColumns[store.UserOrderName]
+	}
+	dir := "ASC"
+	if q.Descending {
+		dir = "DESC"
+	}
+	page := store.UserPage{Users: []store.UserSummary{}}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users u WHERE `+where, args...).Scan(&page.Total); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx,
+			`SELECT `+userColumnsU+`, COALESCE(d.last_seen, 0) AS last_seen
+			 FROM users u
+			 LEFT JOIN (SELECT user_id, max(last_seen_at) AS last_seen FROM devices GROUP BY user_id) d
+			   ON d.user_id = u.user_id
+			 WHERE `+where+`
+			 ORDER BY `+order+` `+dir+`, u.user_id ASC
+			 LIMIT ? OFFSET ?`,
+			append(args, q.Limit, q.From)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s store.UserSummary
+			var lastSeen int64
+			if s.User, err = scanUserAnd(rows, &lastSeen); err != nil {
+				return err
+			}
+			if lastSeen != 0 {
+				s.LastSeenAt = fromMicros(lastSeen)
+			}
+			page.Users = append(page.Users, s)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.UserPage{}, fmt.Errorf("sqlite: list users page: %w", translate(err))
+	}
+	return page, nil
+}
+
+// userFilters is the WHERE clause of q's filters on users aliased u, with
+// its arguments.
+func userFilters(q store.UserQuery) (string, []any) {
+	where := "1"
+	var args []any
+	if q.Name != "" {
+		where += ` AND lower(substr(u.user_id, 2, instr(u.user_id, ':') - 2)) LIKE ? ESCAPE '\'`
+		args = append(args, store.LikePattern(q.Name))
+	}
+	if q.UserID != "" {
+		where += ` AND lower(u.user_id) LIKE ? ESCAPE '\'`
+		args = append(args, store.LikePattern(q.UserID))
+	}
+	tri := func(t store.Tri, isTrue string) {
+		switch t {
+		case store.TriTrue:
+			where += " AND " + isTrue
+		case store.TriFalse:
+			where += " AND NOT " + isTrue
+		}
+	}
+	tri(q.Deactivated, "(u.deactivated_at IS NOT NULL)")
+	tri(q.Admin, "u.admin")
+	tri(q.Locked, "(u.locked_at IS NOT NULL)")
+	return where, args
+}
+
+// ModifyUser applies the change by the rules of store.WriteUserChange in
+// one IMMEDIATE transaction.
+func (db *DB) ModifyUser(ctx context.Context, c store.UserChange) (store.UserChangeResult, error) {
+	var res store.UserChangeResult
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if res, err = store.WriteUserChange(ctx, accountTx{tx}, c); err != nil {
+			return err
+		}
+		if len(res.LoggedOut) > 0 {
+			if err := db.writeEvent(ctx, tx, store.DevicesDeleted(c.UserID, res.LoggedOut, store.ReasonPasswordChange, time.Now())); err != nil {
+				return err
+			}
+		}
+		if len(res.DeactivatedDevices) > 0 {
+			if err := db.writeEvent(ctx, tx, store.DevicesDeleted(c.UserID, res.DeactivatedDevices, store.ReasonDeactivated, time.Now())); err != nil {
+				return err
+			}
+		}
+		if res.Deactivated {
+			return db.writeEvent(ctx, tx, store.UserDeactivated(c.UserID, false, time.Now()))
+		}
+		return nil
+	})
+	if err != nil {
+		return store.UserChangeResult{}, fmt.Errorf("sqlite: modify user: %w", translate(err))
+	}
+	if len(res.LoggedOut) > 0 || res.Deactivated {
+		db.eventsCommitted()
+	}
+	return res, nil
+}
+
+var _ store.UserAdminTx = accountTx{}
+
+// LockUser reads the user; the IMMEDIATE transaction already holds the
+// database's write lock.
+func (t accountTx) LockUser(ctx context.Context, userID string) (store.User, error) {
+	u, err := scanUser(t.tx.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE user_id = ?`, userID))
+	if err != nil {
+		return store.User{}, translate(err)
+	}
+	return u, nil
+}
+
+// InsertUser stores a new user.
+func (t accountTx) InsertUser(ctx context.Context, u store.User) error {
+	_, err := t.tx.ExecContext(ctx,
+		`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at, admin, locked_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, store.FoldUserID(u.ID), u.PasswordHash, micros(u.CreatedAt), nullMicros(u.DeactivatedAt),
+		u.Admin, nullMicros(u.LockedAt))
+	return err
+}
+
+// SetAdmin sets the admin flag.
+func (t accountTx) SetAdmin(ctx context.Context, userID string, admin bool) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE users SET admin = ? WHERE user_id = ?`, admin, userID)
+	return err
+}
+
+// SetLocked locks (keeping an earlier lock's time) or unlocks the user. A
+// lock fires users_locked, which records it for every replica's poller.
+func (t accountTx) SetLocked(ctx context.Context, userID string, at time.Time) error {
+	var err error
+	if at.IsZero() {
+		_, err = t.tx.ExecContext(ctx, `UPDATE users SET locked_at = NULL WHERE user_id = ?`, userID)
+	} else {
+		_, err = t.tx.ExecContext(ctx, `UPDATE users SET locked_at = COALESCE(locked_at, ?) WHERE user_id = ?`, micros(at), userID)
+	}
+	return err
+}
+
+// ClearDeactivated lifts the deactivated mark.
+func (t accountTx) ClearDeactivated(ctx context.Context, userID string) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE users SET deactivated_at = NULL WHERE user_id = ?`, userID)
+	return err
+}
+
+// ListThreePIDs returns the user's third-party IDs.
+func (t accountTx) ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error) {
+	return listThreePIDs(ctx, t.tx, userID)
+}
+
+// AddThreePID binds an address.
+func (t accountTx) AddThreePID(ctx context.Context, tp store.ThreePID) error {
+	return addThreePID(ctx, t.tx, tp)
+}
