@@ -33,6 +33,8 @@ type config struct {
 	// LoginTokens turns m.login.token on; LoginTokenTTL is its lifetime.
 	LoginTokens   bool
 	LoginTokenTTL time.Duration
+	// AdminAPI serves the Synapse-compatible admin API.
+	AdminAPI      bool
 	Limits        limits
 	Pepper        []byte
 	ServeVersions bool
@@ -377,6 +379,15 @@ var settings = []setting{
 		doc:  "accept single-use login tokens (`m.login.token`) at `/login` and advertise them in `GET /login`; a logged-in client asks for one to log a new device in without the password",
 		parse: func(v string, c *config) (err error) {
 			c.LoginTokens, err = parseOnOff(v)
+			return err
+		},
+	},
+	{
+		env: "AUTHD_ADMIN_API", def: "off", usedBy: forServe,
+		help: "the Synapse-compatible admin API under /_synapse/admin (on|off)",
+		doc:  "serve the admin API (`/_synapse/admin/...` and the spec's admin whois and lock endpoints; see [Admin API](admin-api.md)) to the access tokens of admin users; keep `/_synapse/admin` off the public internet (see [Deployment](deployment.md#the-admin-api))",
+		parse: func(v string, c *config) (err error) {
+			c.AdminAPI, err = parseOnOff(v)
 			return err
 		},
 	},

@@ -252,6 +252,8 @@ var testVariables = []otherVariable{
 	{"AUTHD_E2E_REDIS_SERVER", "e2e/run.sh", "another redis-server than `/usr/bin/redis-server`"},
 	{"AUTHD_E2E_CADDY", "e2e/run.sh", "another caddy than `/usr/bin/caddy`"},
 	{"AUTHD_E2E_PYTHON3", "e2e/run.sh", "another python3 than `/usr/bin/python3` (it runs the WSGI stand-in homeserver)"},
+	{"AUTHD_E2E_SYNADM", "e2e/run.sh", "the synadm command the admin API's e2e test runs (default: `synadm` on the PATH, else Debian's package unpacked into `e2e/.synadm`)"},
+	{"AUTHD_E2E_SYNADM_PYTHONPATH", "e2e/run.sh", "where the unpacked synadm finds its Python modules (set by `e2e/run.sh`)"},
 	{"AUTHD_E2E_SDK_LOG", "e2e/lib/sdk.mjs", "the matrix-js-sdk log level, such as `debug` (default: silent)"},
 }
 

@@ -132,6 +132,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	deps.LoginSuccessLimiter, deps.RefreshIPLimiter = limits.loginSuccess, limits.refreshIP
 	deps.TokenFailureLimiter = limits.tokenFailures
 	deps.LoginTokens, deps.LoginTokenTTL = cfg.LoginTokens, cfg.LoginTokenTTL
+	deps.AdminAPI, deps.Version = cfg.AdminAPI, version()
 	deps.LoginTokenLimiter = limits.loginTokens
 	var handler swapHandler
 	handler.set(api.NewUnavailable(deps))

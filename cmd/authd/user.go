@@ -18,9 +18,11 @@ import (
 )
 
 const userUsage = `usage:
-  authd user create LOCALPART [--email ADDR] [--password-stdin]
+  authd user create LOCALPART [--email ADDR] [--password-stdin] [--admin]
   authd user passwd LOCALPART [--password-stdin] [--keep-sessions]
   authd user deactivate LOCALPART
+  authd user admin LOCALPART on|off
+  authd user lock|unlock LOCALPART
   authd user list
   authd user email add|remove LOCALPART ADDR`
 
@@ -37,6 +39,10 @@ func runUser(ctx context.Context, env *environment, args []string) error {
 		return runUserDeactivate(ctx, env, args[1:])
 	case "list":
 		return runUserList(ctx, env, args[1:])
+	case "admin":
+		return runUserAdmin(ctx, env, args[1:])
+	case "lock", "unlock":
+		return runUserLock(ctx, env, args[0], args[1:])
 	case "email":
 		return runUserEmail(ctx, env, args[1:])
 	default:
@@ -129,7 +135,8 @@ func runUserCreate(ctx context.Context, env *environment, args []string) error {
 	c := newUserCommand(env, "create", forUser|forUserPassword)
 	email := c.fs.String("email", "", "bind this email address to the user")
 	fromStdin := c.fs.Bool("password-stdin", false, "read the password from standard input instead of prompting")
-	pos, err := c.parse(args, 1, "authd user create LOCALPART [--email ADDR] [--password-stdin]")
+	admin := c.fs.Bool("admin", false, "make the user an admin: its access tokens authorise the admin API")
+	pos, err := c.parse(args, 1, "authd user create LOCALPART [--email ADDR] [--password-stdin] [--admin]")
 	if err != nil {
 		return err
 	}
@@ -155,7 +162,7 @@ func runUserCreate(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer st.Close()
-	err = st.CreateUser(ctx, store.User{ID: id, PasswordHash: hash, CreatedAt: now}, threepids...)
+	err = st.CreateUser(ctx, store.User{ID: id, PasswordHash: hash, CreatedAt: now, Admin: *admin}, threepids...)
 	if errors.Is(err, store.ErrConflict) {
 		if _, ferr := st.FindUserByID(ctx, id); ferr == nil {
 			return fmt.Errorf("user %s already exists", id)
@@ -165,7 +172,64 @@ func runUserCreate(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *admin {
+		fmt.Fprintf(env.stdout, "created %s (admin)\n", id)
+		return nil
+	}
 	fmt.Fprintf(env.stdout, "created %s\n", id)
+	return nil
+}
+
+// runUserAdmin sets or clears a user's admin flag.
+func runUserAdmin(ctx context.Context, env *environment, args []string) error {
+	usage := "authd user admin LOCALPART on|off"
+	c := newUserCommand(env, "admin", forUser)
+	pos, err := c.parse(args, 2, usage)
+	if err != nil {
+		return err
+	}
+	on, err := parseOnOff(pos[1])
+	if err != nil {
+		return errors.New("usage: " + usage)
+	}
+	st, u, err := c.openUser(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.ModifyUser(ctx, store.UserChange{UserID: u.ID, Now: time.Now().UTC(), Admin: &on}); err != nil {
+		return err
+	}
+	if on {
+		fmt.Fprintf(env.stdout, "%s is an admin\n", u.ID)
+	} else {
+		fmt.Fprintf(env.stdout, "%s is no longer an admin\n", u.ID)
+	}
+	return nil
+}
+
+// runUserLock locks or unlocks an account. A lock keeps the sessions:
+// every request but logout is refused (M_USER_LOCKED), on every replica at
+// once, until the unlock.
+func runUserLock(ctx context.Context, env *environment, action string, args []string) error {
+	c := newUserCommand(env, action, forUser)
+	pos, err := c.parse(args, 1, "authd user "+action+" LOCALPART")
+	if err != nil {
+		return err
+	}
+	st, u, err := c.openUser(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	locked := action == "lock"
+	if locked && u.Deactivated() {
+		return fmt.Errorf("%s is deactivated", u.ID)
+	}
+	if _, err := st.ModifyUser(ctx, store.UserChange{UserID: u.ID, Now: time.Now().UTC(), Locked: &locked}); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "%sed %s\n", action, u.ID)
 	return nil
 }
 
@@ -239,8 +303,14 @@ func runUserList(ctx context.Context, env *environment, args []string) error {
 	fmt.Fprintln(tw, "USER ID\tSTATUS\tCREATED\tEMAIL")
 	for _, u := range users {
 		status := "active"
-		if u.Deactivated() {
+		switch {
+		case u.Deactivated():
 			status = "deactivated"
+		case u.Locked():
+			status = "locked"
+		}
+		if u.Admin {
+			status += ",admin"
 		}
 		tps, err := st.ListThreePIDs(ctx, u.ID)
 		if err != nil {
@@ -302,28 +372,14 @@ func runUserEmail(ctx context.Context, env *environment, args []string) error {
 // and it holds new IDs to the spec's grammar: a-z 0-9 . _ = - / + and at most
 // 255 bytes in all.
 func newUserID(name, serverName string) (string, error) {
-	local := name
 	if strings.HasPrefix(name, "@") {
-		l, server, ok := strings.Cut(name[1:], ":")
-		if !ok || server != serverName {
-			return "", fmt.Errorf("%q is not a user ID on %s", name, serverName)
+		if local, server, ok := strings.Cut(name[1:], ":"); ok && server == serverName {
+			name = "@" + strings.ToLower(local) + ":" + server
 		}
-		local = l
+	} else {
+		name = strings.ToLower(name)
 	}
-	local = strings.ToLower(local)
-	if local == "" {
-		return "", errors.New("the localpart is empty")
-	}
-	for _, r := range local {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("._=-/+", r)) {
-			return "", fmt.Errorf("localpart %q may only hold a-z, 0-9 and . _ = - / +", local)
-		}
-	}
-	id := "@" + local + ":" + serverName
-	if len(id) > 255 {
-		return "", fmt.Errorf("user ID %s is longer than 255 bytes", id)
-	}
-	return id, nil
+	return store.NewUserID(name, serverName)
 }
 
 // readAndHash reads a new password, from stdin or a prompt without echo,

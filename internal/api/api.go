@@ -48,6 +48,9 @@ type Store interface {
 	ChangePassword(ctx context.Context, c store.PasswordChange) ([]string, error)
 	DeactivateUser(ctx context.Context, userID string, at time.Time, erase bool, g store.UIAGrant) error
 	ListThreePIDs(ctx context.Context, userID string) ([]store.ThreePID, error)
+	FindUserByID(ctx context.Context, id string) (store.User, error)
+	ListUsersPage(ctx context.Context, q store.UserQuery) (store.UserPage, error)
+	ModifyUser(ctx context.Context, c store.UserChange) (store.UserChangeResult, error)
 	DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error
 
 	CreateLoginToken(ctx context.Context, t store.LoginToken, g store.UIAGrant) error
@@ -112,6 +115,13 @@ type Deps struct {
 	// LoginTokenTTL is the lifetime of a login token
 	// (defaultLoginTokenTTL when zero).
 	LoginTokenTTL time.Duration
+	// AdminAPI serves the admin API (admin.go): Synapse's user admin
+	// routes and the spec's admin whois and lock endpoints. Off, they do
+	// not exist.
+	AdminAPI bool
+	// Version is authd's version, which the admin API's server_version
+	// reports.
+	Version string
 	// LoginTokenLimiter limits, per user, the login tokens issued; nil
 	// disables it.
 	LoginTokenLimiter ratelimit.Limiter
@@ -286,6 +296,9 @@ func New(d Deps) http.Handler {
 	if a.LoginTokens {
 		// Served under v1 only, as the spec defines it.
 		r.With(a.requireAuth(false)).Post("/_matrix/client/v1/login/get_token", a.handleGetLoginToken)
+	}
+	if a.AdminAPI {
+		a.mountAdmin(r)
 	}
 	// The r0.2.0 seed's exchange, which predates the v3 API.
 	r.With(limitRefreshes).Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)

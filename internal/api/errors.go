@@ -59,8 +59,11 @@ var (
 	errUnknownRefresh  = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Unknown refresh token", SoftLogout: &softLogoutFalse}
 	errExpiredRefresh  = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_UNKNOWN_TOKEN", Message: "Refresh token has expired", SoftLogout: &softLogoutTrue}
 	errForbiddenLegacy = &matrixError{Status: http.StatusForbidden, Errcode: "M_FORBIDDEN", Message: "Invalid refresh token"}
-	errDeviceNotFound  = &matrixError{Status: http.StatusNotFound, Errcode: "M_NOT_FOUND", Message: "Unknown device"}
-	errCheckChanged    = &matrixError{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "The token check changed while the request waited; retry it."}
+	// errUserLocked answers every request of a locked account but logout
+	// (spec, Account locking): the client keeps its session and waits.
+	errUserLocked     = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_USER_LOCKED", Message: "This account has been locked", SoftLogout: &softLogoutTrue, outcome: outcomeLocked}
+	errDeviceNotFound = &matrixError{Status: http.StatusNotFound, Errcode: "M_NOT_FOUND", Message: "Unknown device"}
+	errCheckChanged   = &matrixError{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "The token check changed while the request waited; retry it."}
 	// errHashBusy sheds a login that found no hashing slot in time.
 	errHashBusy = &matrixError{Status: http.StatusTooManyRequests, Errcode: "M_LIMIT_EXCEEDED", Message: "Too Many Requests", RetryAfter: time.Second, outcome: outcomeHashBusy}
 )

@@ -42,4 +42,17 @@ func (g *hashGate) acquire(ctx context.Context) (time.Duration, bool) {
 	return time.Since(start), false
 }
 
+// acquireUntilDone waits for a slot as long as ctx lasts: for passwords an
+// admin sets, which queue rather than being shed. It returns how long it
+// waited and whether it got one.
+func (g *hashGate) acquireUntilDone(ctx context.Context) (time.Duration, bool) {
+	start := time.Now()
+	select {
+	case g.slots <- struct{}{}:
+		return time.Since(start), true
+	case <-ctx.Done():
+		return time.Since(start), false
+	}
+}
+
 func (g *hashGate) release() { <-g.slots }

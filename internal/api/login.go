@@ -389,6 +389,10 @@ func (a *api) checkPassword(r *http.Request, req loginRequest, u store.User, fou
 	if u.Deactivated() {
 		return store.User{}, errDeactivated
 	}
+	// Only to someone who knows the password, like deactivation.
+	if u.Locked() {
+		return store.User{}, errUserLocked
+	}
 	if res.NeedsRehash {
 		a.rehash(r, u.ID, req.password)
 	}

@@ -54,6 +54,9 @@ func (a *api) loginWithToken(r *http.Request, req loginRequest) (loginResponse, 
 	if u.Deactivated() {
 		return loginResponse{}, errDeactivated
 	}
+	if u.Locked() {
+		return loginResponse{}, errUserLocked
+	}
 	if err := a.limit(r, a.LoginSuccessLimiter, accountKey(u.ID), ruleAccountSuccess); err != nil {
 		return loginResponse{}, err
 	}

@@ -164,7 +164,8 @@ func sessionFrom(ctx context.Context) store.Session {
 
 // requireAuth authenticates the request's access token once, before the
 // handler, and puts the session in the context. allowExpired lets an
-// expired token through (logout).
+// expired token, and a locked account's, through: logout and logout/all,
+// the only requests a locked account may make.
 func (a *api) requireAuth(allowExpired bool) func(http.Handler) http.Handler {
 	return a.requireAuthFrom(accessToken, allowExpired)
 }
@@ -208,6 +209,12 @@ func (a *api) requireAuthFrom(readToken func(*http.Request) (string, error), all
 			if s.User.Deactivated() {
 				a.spendTokenFailure(r)
 				a.writeError(w, r, errUnknownToken)
+				return
+			}
+			// A locked account keeps its tokens but may only log out
+			// (the routes that take expired tokens) until it is unlocked.
+			if s.User.Locked() && !allowExpired {
+				a.writeError(w, r, errUserLocked)
 				return
 			}
 			// An expired token is a client's own, due for a refresh (soft

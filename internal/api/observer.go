@@ -11,7 +11,7 @@ type Observer interface {
 	// and duration.
 	Request(route, method string, status int, d time.Duration)
 	// LoginAttempt counts a POST /login by outcome: "success",
-	// "forbidden", "deactivated", "bad_request", "rate_limited",
+	// "forbidden", "deactivated", "locked", "bad_request", "rate_limited",
 	// "hash_busy" or "error".
 	LoginAttempt(outcome string)
 	// RateLimited counts a request refused by a rate-limit rule: "ip",
@@ -22,6 +22,10 @@ type Observer interface {
 	HashWait(d time.Duration)
 	// HashDuration is how long one password check (or dummy check) took.
 	HashDuration(d time.Duration)
+	// AdminAction counts an admin API request by route pattern and
+	// outcome: "ok", "refused" (a client error, the target's absence
+	// included), "forbidden" (not an admin) or "error".
+	AdminAction(route, outcome string)
 }
 
 // The outcomes of a login, as counted by the Observer.
@@ -29,6 +33,7 @@ const (
 	outcomeSuccess     = "success"
 	outcomeForbidden   = "forbidden"
 	outcomeDeactivated = "deactivated"
+	outcomeLocked      = "locked"
 	outcomeBadRequest  = "bad_request"
 	outcomeRateLimited = "rate_limited"
 	outcomeHashBusy    = "hash_busy"
@@ -38,7 +43,7 @@ const (
 // LoginOutcomes returns the outcomes LoginAttempt reports, so that an
 // Observer may start each one at zero.
 func LoginOutcomes() []string {
-	return []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeBadRequest,
+	return []string{outcomeSuccess, outcomeForbidden, outcomeDeactivated, outcomeLocked, outcomeBadRequest,
 		outcomeRateLimited, outcomeHashBusy, outcomeError}
 }
 
@@ -55,3 +60,4 @@ func (nopObserver) LoginAttempt(string)                        {}
 func (nopObserver) RateLimited(string)                         {}
 func (nopObserver) HashWait(time.Duration)                     {}
 func (nopObserver) HashDuration(time.Duration)                 {}
+func (nopObserver) AdminAction(string, string)                 {}

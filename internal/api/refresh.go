@@ -27,6 +27,8 @@ func (a *api) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, errUnknownRefresh)
 	case errors.Is(err, store.ErrTokenExpired):
 		a.writeError(w, r, errExpiredRefresh)
+	case errors.Is(err, store.ErrUserLocked):
+		a.writeError(w, r, errUserLocked)
 	case err != nil:
 		a.writeError(w, r, err)
 	default:
@@ -48,6 +50,8 @@ func (a *api) handleTokenRefresh(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &e):
 		a.writeError(w, r, e)
+	case errors.Is(err, store.ErrUserLocked):
+		a.writeError(w, r, errUserLocked)
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, token.ErrMalformed),
 		errors.Is(err, store.ErrTokenReplayed), errors.Is(err, store.ErrTokenExpired):
 		a.writeError(w, r, errForbiddenLegacy)

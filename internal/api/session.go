@@ -17,7 +17,10 @@ func (a *api) findSession(ctx context.Context, h store.TokenHash) (store.Session
 	}
 	gen := a.cache.Generation()
 	s, err := a.Store.FindSessionByAccessToken(ctx, h)
-	if err == nil && !s.User.Deactivated() && !s.AccessToken.Pending && !s.AccessToken.Expired(now) {
+	// A locked user's tokens are never cached either: a lock refuses them
+	// at once on every replica (the store announces it), and an unlock
+	// needs no notice.
+	if err == nil && !s.User.Deactivated() && !s.User.Locked() && !s.AccessToken.Pending && !s.AccessToken.Expired(now) {
 		a.cache.Add(h, s, gen, now)
 	}
 	return s, err

@@ -162,3 +162,21 @@ func (b boundedStore) ConsumeLoginToken(ctx context.Context, h store.TokenHash, 
 	defer cancel()
 	return b.s.ConsumeLoginToken(ctx, h, now)
 }
+
+func (b boundedStore) FindUserByID(ctx context.Context, id string) (store.User, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindUserByID(ctx, id)
+}
+
+func (b boundedStore) ListUsersPage(ctx context.Context, q store.UserQuery) (store.UserPage, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ListUsersPage(ctx, q)
+}
+
+func (b boundedStore) ModifyUser(ctx context.Context, c store.UserChange) (store.UserChangeResult, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ModifyUser(ctx, c)
+}

@@ -120,6 +120,7 @@ type Metrics struct {
 	rateLimited  *prometheus.CounterVec
 	hashWait     prometheus.Histogram
 	hashDuration prometheus.Histogram
+	adminActions *prometheus.CounterVec
 
 	outcomes map[string]bool
 	rules    map[string]bool
@@ -162,6 +163,10 @@ func New(o Options) *Metrics {
 			// a quarter of a second on a server core.
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		adminActions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "admin_actions_total",
+			Help: "Admin API requests, by route pattern and outcome (ok, refused, forbidden, error).",
+		}, []string{"route", "outcome"}),
 		outcomes: set(api.LoginOutcomes()),
 		rules:    set(api.RateLimitRules()),
 	}
@@ -174,7 +179,7 @@ func New(o Options) *Metrics {
 		m.rateLimited.WithLabelValues(r)
 	}
 	m.reg.MustRegister(
-		m.requests, m.duration, m.logins, m.rateLimited, m.hashWait, m.hashDuration,
+		m.requests, m.duration, m.logins, m.rateLimited, m.hashWait, m.hashDuration, m.adminActions,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
@@ -272,6 +277,16 @@ func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 // LoginAttempt counts a POST /login by outcome.
 func (m *Metrics) LoginAttempt(outcome string) {
 	m.logins.WithLabelValues(known(m.outcomes, outcome)).Inc()
+}
+
+// AdminAction counts an admin API request by route pattern and outcome.
+func (m *Metrics) AdminAction(route, outcome string) {
+	switch outcome {
+	case "ok", "refused", "forbidden", "error":
+	default:
+		outcome = "other"
+	}
+	m.adminActions.WithLabelValues(route, outcome).Inc()
 }
 
 // RateLimited counts a request refused by a rate-limit rule.

@@ -10,6 +10,11 @@ import (
 // expiry. Nothing is written.
 var ErrTokenExpired = errors.New("token expired")
 
+// ErrUserLocked is returned by RefreshSession for a refresh token of a
+// locked account: it gets no new tokens until it is unlocked, and keeps
+// the ones it has. Nothing is written.
+var ErrUserLocked = errors.New("user locked")
+
 // ErrTokenReplayed is returned by RefreshSession for a refresh token that was
 // exchanged and then superseded (its successor was used) and is presented
 // again, or for the refresh token of a pending pair that lost to a sibling:
@@ -159,6 +164,13 @@ func ExchangeRefreshToken(ctx context.Context, tx TokenTx, e Exchange) (Session,
 	case old.Expired(e.Now):
 		return Session{}, ErrTokenExpired
 	}
+	user, err := tx.FindUser(ctx, old.UserID)
+	if err != nil {
+		return Session{}, err
+	}
+	if user.Locked() {
+		return Session{}, ErrUserLocked
+	}
 	if old.Pending {
 		// Using the new refresh token is a first use of its pair (spec,
 		// Refreshing access tokens).
@@ -184,10 +196,6 @@ func ExchangeRefreshToken(ctx context.Context, tx TokenTx, e Exchange) (Session,
 		if err := tx.ConfirmPair(ctx, old.UserID, old.DeviceID, accessID, refreshID, e.Now); err != nil {
 			return Session{}, err
 		}
-	}
-	user, err := tx.FindUser(ctx, old.UserID)
-	if err != nil {
-		return Session{}, err
 	}
 	return Session{User: user, AccessToken: access}, nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -30,6 +31,38 @@ func (u User) Deactivated() bool { return !u.DeactivatedAt.IsZero() }
 
 // Locked reports whether the account is locked.
 func (u User) Locked() bool { return !u.LockedAt.IsZero() }
+
+// MaxUserIDLen is the longest user ID, in bytes (spec: 255).
+const MaxUserIDLen = 255
+
+// NewUserID builds the ID of a new user on serverName from a localpart, or
+// from a full ID on that server, holding it to the spec's grammar for new
+// IDs: a-z 0-9 . _ = - / + and at most MaxUserIDLen bytes in all. It does
+// not lower-case: callers that do (the CLI, like Synapse's registration)
+// do so first, and the admin API refuses upper case as Synapse's does.
+func NewUserID(name, serverName string) (string, error) {
+	local := name
+	if strings.HasPrefix(name, "@") {
+		l, server, ok := strings.Cut(name[1:], ":")
+		if !ok || server != serverName {
+			return "", fmt.Errorf("%q is not a user ID on %s", name, serverName)
+		}
+		local = l
+	}
+	if local == "" {
+		return "", errors.New("the localpart is empty")
+	}
+	for _, r := range local {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("._=-/+", r)) {
+			return "", fmt.Errorf("localpart %q may only hold a-z, 0-9 and . _ = - / +", local)
+		}
+	}
+	id := "@" + local + ":" + serverName
+	if len(id) > MaxUserIDLen {
+		return "", fmt.Errorf("user ID %s is longer than %d bytes", id, MaxUserIDLen)
+	}
+	return id, nil
+}
 
 // FoldUserID returns the key under which a user ID is matched
 // case-insensitively at login. Matching is on the whole MXID, as Synapse does.
