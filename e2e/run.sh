@@ -14,7 +14,9 @@
 # authd (login tokens on) behind a third nginx and a second Caddy for
 # tests/account.test.mjs, runs `node --test` in e2e/ and stops nginx and
 # authd whatever happens. tests/replicas.test.mjs starts a Redis server and
-# three more authd replicas on the same database itself. Logs go to a
+# three more authd replicas on the same database itself, and
+# tests/admin.test.mjs an authd with the admin API on, which it drives
+# with Debian's synadm (found on PATH or unpacked into e2e/.synadm). Logs go to a
 # temporary directory; authd's, Redis's and nginx's are printed when anything
 # fails. Arguments are passed to `node
 # --test` (e.g. e2e/run.sh --test-name-pattern=browser). AUTHD_E2E_BIN=PATH
