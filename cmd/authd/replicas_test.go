@@ -129,13 +129,20 @@ func TestServe_SQLiteCLIRevokes(t *testing.T) {
 // measured by `make bench`, not asserted here.
 func waitRefusedOnNotice(t *testing.T, base, tok string, received float64) {
 	t.Helper()
+	waitRefusedWith(t, base, tok, received, "M_UNKNOWN_TOKEN")
+}
+
+// waitRefusedWith is waitRefusedOnNotice for a refusal with errcode: a
+// lock answers M_USER_LOCKED.
+func waitRefusedWith(t *testing.T, base, tok string, received float64, errcode string) {
+	t.Helper()
 	// No deadline: once the cache's lifetime (5 s) is out, base checks the
 	// database and refuses the token, notice or not, which ends the loop.
 	start := time.Now()
 	noticed := false
 	for polls := 1; ; polls++ {
 		r := call(t, "GET", base+"/_matrix/client/v3/account/whoami", "", tok)
-		refused := r.status == 401 && r.body["errcode"] == "M_UNKNOWN_TOKEN"
+		refused := r.status == 401 && r.body["errcode"] == errcode
 		switch {
 		case r.status != 200 && !refused:
 			t.Fatalf("%s answers %d %s after the revocation", base, r.status, r.raw)
@@ -230,5 +237,79 @@ func waitLog(t *testing.T, s *served, msg string) {
 			t.Fatalf("no %q in the log:\n%s", msg, s.log())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A lock made through the admin API of one replica, or by the CLI, is
+// honoured by the other replica as fast as a revocation: it answers the
+// locked account's cached token M_USER_LOCKED once the notice arrives,
+// lets it log out, and after the unlock takes the same token again.
+func TestServe_ReplicasLock(t *testing.T) {
+	getenv := env("AUTHD_DATABASE_URL="+pgtest.NewDatabase(t), "AUTHD_LISTEN=127.0.0.1:0", "AUTHD_ADMIN_API=on", "AUTHD_RATELIMIT=off")
+	testLockAcrossProcesses(t, getenv, true)
+}
+
+// The same on SQLite, with the CLI locking beside one serve.
+func TestServe_SQLiteCLILocks(t *testing.T) {
+	testLockAcrossProcesses(t, sqliteEnv(t, "AUTHD_LISTEN=127.0.0.1:0", "AUTHD_ADMIN_API=on", "AUTHD_RATELIMIT=off"), false)
+}
+
+func testLockAcrossProcesses(t *testing.T, getenv func(string) string, twoReplicas bool) {
+	mustCLI(t, getenv, "", "migrate", "up")
+	const password = "lockable password"
+	secretsSeen = append(secretsSeen, password)
+	mustCLI(t, getenv, password+"\n", "user", "create", "root", "--admin", "--password-stdin")
+	mustCLI(t, getenv, password+"\n", "user", "create", "lou", "--password-stdin")
+	a := startServe(t, getenv, "ready").base
+	b := a
+	if twoReplicas {
+		b = startServe(t, getenv, "ready").base
+	}
+	for _, base := range []string{a, b} {
+		waitReadyz(t, base, "revocations", "subscribed")
+	}
+	loginAs := func(user string) string {
+		r := call(t, "POST", a+"/_matrix/client/v3/login", `{"type":"m.login.password","identifier":{"type":"m.id.user","user":"`+user+`"},"password":"`+password+`"}`, "")
+		tok, _ := r.body["access_token"].(string)
+		if r.status != 200 || tok == "" {
+			t.Fatalf("login of %s: %d %s", user, r.status, r.raw)
+		}
+		secretsSeen = append(secretsSeen, tok)
+		return tok
+	}
+	root, lou, louOther := loginAs("root"), loginAs("lou"), loginAs("lou")
+	for range 2 { // the second answer comes from b's cache
+		if r := call(t, "GET", b+"/_matrix/client/v3/account/whoami", "", lou); r.status != 200 {
+			t.Fatalf("whoami on b: %d %s", r.status, r.raw)
+		}
+	}
+	received := revocationsReceived(t, b)
+	if twoReplicas {
+		r := call(t, "PUT", a+"/_matrix/client/v1/admin/lock/@lou:example.org", `{"locked":true}`, root)
+		if r.status != 200 || r.body["locked"] != true {
+			t.Fatalf("lock on a: %d %s", r.status, r.raw)
+		}
+	} else {
+		mustCLI(t, getenv, "", "user", "lock", "lou")
+	}
+	waitRefusedWith(t, b, lou, received, "M_USER_LOCKED")
+	if r := call(t, "GET", b+"/_matrix/client/v3/account/whoami", "", lou); r.body["soft_logout"] != true {
+		t.Fatalf("locked whoami on b: %d %s, want soft_logout true", r.status, r.raw)
+	}
+	// Logging out still works, and the locked login is refused.
+	if r := call(t, "POST", b+"/_matrix/client/v3/logout", "{}", louOther); r.status != 200 {
+		t.Fatalf("logout of a locked account on b: %d %s", r.status, r.raw)
+	}
+	if r := call(t, "POST", b+"/_matrix/client/v3/login", `{"type":"m.login.password","user":"lou","password":"`+password+`"}`, ""); r.status != 401 || r.body["errcode"] != "M_USER_LOCKED" {
+		t.Fatalf("login of a locked account: %d %s", r.status, r.raw)
+	}
+	mustCLI(t, getenv, "", "user", "unlock", "lou")
+	for _, base := range []string{a, b} {
+		if r := call(t, "GET", base+"/_matrix/client/v3/account/whoami", "", lou); r.status != 200 {
+			t.Fatalf("whoami after the unlock on %s: %d %s", base, r.status, r.raw)
+		}
+		if r := call(t, "GET", base+"/_matrix/client/v3/account/whoami", "", louOther); r.status != 401 || r.body["errcode"] != "M_UNKNOWN_TOKEN" {
+			t.Fatalf("the logged-out token after the unlock on %s: %d %s", base, r.status, r.raw)
+		}
 	}
 }
