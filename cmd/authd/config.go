@@ -34,12 +34,15 @@ type config struct {
 	LoginTokens   bool
 	LoginTokenTTL time.Duration
 	// AdminAPI serves the Synapse-compatible admin API.
-	AdminAPI      bool
-	Limits        limits
-	Pepper        []byte
-	ServeVersions bool
-	LogFormat     string
-	LogLevel      string
+	AdminAPI bool
+	Limits   limits
+	Pepper   []byte
+	// ImportedPepper is the pepper of plain bcrypt hashes imported from
+	// Synapse.
+	ImportedPepper []byte
+	ServeVersions  bool
+	LogFormat      string
+	LogLevel       string
 	// MetricsListen, when set, is the address /metrics is served on
 	// instead of Listen.
 	MetricsListen string
@@ -321,6 +324,15 @@ var settings = []setting{
 		doc:  "a secret mixed into every password hash (HMAC key); the CLI needs the same value; changing it invalidates every password",
 		parse: func(v string, c *config) error {
 			c.Pepper = []byte(v)
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_IMPORTED_HASH_PEPPER", secret: true, verbatim: true, usedBy: forServe,
+		help: "Synapse's password_config.pepper, for bcrypt hashes imported from it",
+		doc:  "the `password_config.pepper` of the Synapse whose bcrypt hashes were imported (`authd user import`): such hashes are checked against the password in Unicode form NFKC followed by this pepper, as Synapse made them, and replaced by authd's own hash at the next login; leave it empty for hashes from a Synapse without a pepper, or from Dendrite",
+		parse: func(v string, c *config) error {
+			c.ImportedPepper = []byte(v)
 			return nil
 		},
 	},

@@ -28,10 +28,15 @@ const usage = `Usage: authd COMMAND [flags]
 Commands:
   serve                                   run the service
   migrate [up|version]                    apply or show schema migrations
-  user create LOCALPART [--email ADDR] [--password-stdin]
+  user create LOCALPART [--email ADDR] [--password-stdin] [--admin]
   user passwd LOCALPART [--password-stdin] [--keep-sessions]
   user deactivate LOCALPART               also revokes every session, unbinds
                                           the emails and removes the password
+  user admin LOCALPART on|off             the admin flag (the admin API)
+  user lock|unlock LOCALPART              lock keeps sessions, refuses all
+                                          but logout
+  user import [--format csv|jsonl] FILE   import accounts with their bcrypt
+                                          hashes
   user list
   user email add|remove LOCALPART ADDR
   healthcheck                             exit 0 when /readyz says ready

@@ -46,6 +46,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	hasher.SetImportedPepper(cfg.ImportedPepper)
 	hasher.Warm()
 	// The store is opened after the listeners, and may take a while (the
 	// database is still starting, or down): until then the process answers

@@ -23,6 +23,7 @@ const userUsage = `usage:
   authd user deactivate LOCALPART
   authd user admin LOCALPART on|off
   authd user lock|unlock LOCALPART
+  authd user import [--format csv|jsonl] FILE
   authd user list
   authd user email add|remove LOCALPART ADDR`
 
@@ -41,6 +42,8 @@ func runUser(ctx context.Context, env *environment, args []string) error {
 		return runUserList(ctx, env, args[1:])
 	case "admin":
 		return runUserAdmin(ctx, env, args[1:])
+	case "import":
+		return runUserImport(ctx, env, args[1:])
 	case "lock", "unlock":
 		return runUserLock(ctx, env, args[0], args[1:])
 	case "email":

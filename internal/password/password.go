@@ -7,7 +7,8 @@
 // change the scheme or the cost later and upgrade each user's hash on their
 // next successful login (see Result.NeedsRehash). Plain bcrypt hashes
 // ($2a$, $2b$, $2y$, as imported from Synapse) are verified as they are and
-// always flagged for a rehash.
+// always flagged for a rehash; they are checked as Synapse made them (see
+// SetImportedPepper).
 //
 // Every verification costs the same bcrypt work, whatever the stored hash's
 // cost and whether there is a stored hash at all: the Hasher pads each one
@@ -28,6 +29,7 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/text/unicode/norm"
 )
 
 // MaxLen is the longest password, in bytes, that authd hashes. Longer ones
@@ -46,6 +48,10 @@ var ErrEmpty = errors.New("password: empty")
 type Hasher struct {
 	cost   int
 	pepper []byte
+	// importedPepper is what Synapse appended to every password before
+	// bcrypt (its password_config.pepper): plain bcrypt hashes are checked
+	// with it (see SetImportedPepper).
+	importedPepper []byte
 	// work is the bcrypt cost whose work every verification spends: the
 	// configured cost, raised by NoteStoredCost to the highest stored one.
 	work atomic.Int32
@@ -119,6 +125,14 @@ func NewHasher(cost int, pepper []byte) (*Hasher, error) {
 		})
 	}
 	return h, nil
+}
+
+// SetImportedPepper sets the pepper that plain bcrypt hashes were made with
+// by the server they were imported from: Synapse hashes bcrypt(NFKC(password)
+// + pepper) with its password_config.pepper, empty by default. Call it
+// before the Hasher is used.
+func (h *Hasher) SetImportedPepper(pepper []byte) {
+	h.importedPepper = append([]byte(nil), pepper...)
 }
 
 // Warm makes the dummy hashes verifications need now, rather than during
@@ -216,13 +230,23 @@ func (h *Hasher) Verify(hash, password string) (Result, error) {
 		cost, err := bcrypt.Cost(inner)
 		return Result{OK: true, NeedsRehash: err != nil || cost != h.cost}, nil
 	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
-		// A plain bcrypt hash reads only 72 bytes of the password, so a
-		// longer password could match by its prefix alone: refuse those.
-		if len(password) > 72 {
+		// Checked the way Synapse made it: the password in Unicode
+		// normalisation form KC, then the imported pepper. (Dendrite hashes
+		// the password as typed: the same bytes unless it holds
+		// compatibility characters, such as full-width letters.) bcrypt
+		// reads only 72 bytes, so a longer password could match by its
+		// prefix alone: refuse those. The pepper may run past the 72:
+		// Synapse's bcrypt cut it there, and so must this check.
+		normalized := norm.NFKC.String(password)
+		if len(normalized) > 72 {
 			h.VerifyDummy()
 			return Result{}, nil
 		}
-		if err := h.compareAtWork([]byte(hash), []byte(password)); err != nil {
+		input := append([]byte(normalized), h.importedPepper...)
+		if len(input) > 72 {
+			input = input[:72]
+		}
+		if err := h.compareAtWork([]byte(hash), input); err != nil {
 			return mismatch(err)
 		}
 		return Result{OK: true, NeedsRehash: true}, nil

@@ -282,3 +282,65 @@ func TestStoredCost(t *testing.T) {
 		}
 	}
 }
+
+// synapseHash is a hash made the way Synapse makes one: bcrypt of the
+// password (given here already in NFKC form, as Synapse normalises it)
+// followed by the pepper, cut at bcrypt's 72 bytes.
+func synapseHash(t *testing.T, normalized, pepper string) string {
+	t.Helper()
+	b := []byte(normalized + pepper)
+	if len(b) > 72 {
+		b = b[:72]
+	}
+	h, err := bcrypt.GenerateFromPassword(b, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// Hashes imported from Synapse verify with its pepper and not without it,
+// and so do passwords Synapse normalised (full-width letters) and ones
+// whose pepper ran past bcrypt's 72 bytes; hashes from Dendrite (bcrypt of
+// the password as typed) verify with no pepper set.
+func TestHasher_ImportedSynapseHashes(t *testing.T) {
+	const pepper = "synapse pepper from password_config"
+	long := strings.Repeat("p", 60) // 60 + the pepper > 72
+	for _, tt := range []struct {
+		name, hashed, typed string
+	}{
+		{"ascii", "correct horse", "correct horse"},
+		// Synapse stored NFKC("ｐａｓｓｗｏｒｄ") = "password".
+		{"full-width letters", "password", "ｐａｓｓｗｏｒｄ"},
+		{"pepper past 72 bytes", long, long},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			stored := synapseHash(t, tt.hashed, pepper)
+			with, err := NewHasher(bcrypt.MinCost, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			with.SetImportedPepper([]byte(pepper))
+			if res, err := with.Verify(stored, tt.typed); err != nil || !res.OK || !res.NeedsRehash {
+				t.Fatalf("with the pepper: %+v, %v; want OK and a rehash", res, err)
+			}
+			if res, _ := with.Verify(stored, tt.typed+"x"); res.OK {
+				t.Fatal("a wrong password verified")
+			}
+			without, _ := NewHasher(bcrypt.MinCost, nil)
+			if res, _ := without.Verify(stored, tt.typed); res.OK {
+				t.Fatal("a peppered hash verified without the pepper")
+			}
+		})
+	}
+	t.Run("dendrite", func(t *testing.T) {
+		stored, err := bcrypt.GenerateFromPassword([]byte("dendrite pw"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := NewHasher(bcrypt.MinCost, nil)
+		if res, err := h.Verify(string(stored), "dendrite pw"); err != nil || !res.OK {
+			t.Fatalf("Dendrite hash: %+v, %v", res, err)
+		}
+	})
+}

@@ -269,3 +269,85 @@ func LikePattern(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + r.Replace(strings.ToLower(s)) + "%"
 }
+
+// ImportedUser is one account of a bulk import: the user (its password
+// hash as the old server stored it) and its third-party IDs.
+type ImportedUser struct {
+	User      User
+	ThreePIDs []ThreePID
+}
+
+// ImportOutcome is what ImportUsers did with one ImportedUser.
+type ImportOutcome int8
+
+const (
+	// ImportCreated: the user and its addresses were stored.
+	ImportCreated ImportOutcome = iota + 1
+	// ImportExists: a user with that ID exists; it was left as it is.
+	ImportExists
+	// ImportConflict: one of its addresses is bound to another user
+	// (stored, or earlier in the same batch); nothing was stored for it.
+	ImportConflict
+)
+
+// UserImporter stores users in bulk.
+type UserImporter interface {
+	// ImportUsers creates, in one transaction, each of the users whose ID
+	// is not taken and whose addresses are free, with its addresses, and
+	// reports the outcome of each, in order. Existing users are never
+	// changed, so that importing the same file again changes nothing. A
+	// user listed twice is created once (the second is ImportExists).
+	// Stores apply these rules with PlanImport.
+	ImportUsers(ctx context.Context, users []ImportedUser) ([]ImportOutcome, error)
+}
+
+// ThreePIDKey names an address independently of its owner.
+type ThreePIDKey struct {
+	Medium  Medium
+	Address string
+}
+
+// PlanImport decides the outcome of each user of a batch, given which of
+// their IDs exist (exists) and which of their addresses are bound
+// (bound), and returns the users to create, in order.
+func PlanImport(users []ImportedUser, exists map[string]bool, bound map[ThreePIDKey]bool) ([]ImportOutcome, []ImportedUser) {
+	outcomes := make([]ImportOutcome, len(users))
+	var create []ImportedUser
+	taken := map[string]bool{}
+	claimed := map[ThreePIDKey]bool{}
+	for i, u := range users {
+		if exists[u.User.ID] || taken[u.User.ID] {
+			outcomes[i] = ImportExists
+			continue
+		}
+		conflict := false
+		mine := map[ThreePIDKey]bool{}
+		for _, t := range u.ThreePIDs {
+			k := ThreePIDKey{t.Medium, t.Address}
+			if bound[k] || claimed[k] {
+				conflict = true
+			}
+			mine[k] = true
+		}
+		if conflict {
+			outcomes[i] = ImportConflict
+			continue
+		}
+		// The user's own list may repeat an address: keep one.
+		tps := u.ThreePIDs[:0:0]
+		for _, t := range u.ThreePIDs {
+			k := ThreePIDKey{t.Medium, t.Address}
+			if claimed[k] {
+				continue
+			}
+			claimed[k] = true
+			t.UserID = u.User.ID
+			tps = append(tps, t)
+		}
+		u.ThreePIDs = tps
+		taken[u.User.ID] = true
+		outcomes[i] = ImportCreated
+		create = append(create, u)
+	}
+	return outcomes, create
+}

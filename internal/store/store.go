@@ -34,6 +34,7 @@ type Store interface {
 	TokenSweeper
 	OutboxStore
 	UserAdminStore
+	UserImporter
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

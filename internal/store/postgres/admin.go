@@ -192,3 +192,79 @@ func (t accountTx) ListThreePIDs(ctx context.Context, userID string) ([]store.Th
 func (t accountTx) AddThreePID(ctx context.Context, tp store.ThreePID) error {
 	return addThreePID(ctx, t.tx, tp)
 }
+
+// ImportUsers plans the batch (store.PlanImport) from two set queries and
+// copies the new users and their addresses in with COPY, all in one READ
+// COMMITTED transaction. A user or address created by someone else between
+// the queries and the copy fails the batch with store.ErrConflict; running
+// it again then skips what exists.
+func (db *DB) ImportUsers(ctx context.Context, users []store.ImportedUser) ([]store.ImportOutcome, error) {
+	var outcomes []store.ImportOutcome
+	err := pgx.BeginTxFunc(ctx, db.pool, readCommitted, func(tx pgx.Tx) error {
+		ids := make([]string, 0, len(users))
+		var media, addresses []string
+		for _, u := range users {
+			ids = append(ids, u.User.ID)
+			for _, t := range u.ThreePIDs {
+				media, addresses = append(media, string(t.Medium)), append(addresses, t.Address)
+			}
+		}
+		exists := map[string]bool{}
+		rows, err := tx.Query(ctx, `SELECT user_id FROM users WHERE user_id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, id := range found {
+			exists[id] = true
+		}
+		bound := map[store.ThreePIDKey]bool{}
+		rows, err = tx.Query(ctx,
+			`SELECT t.medium, t.address FROM user_threepids t
+			 JOIN unnest($1::text[], $2::text[]) AS w(medium, address) ON w.medium = t.medium AND w.address = t.address`,
+			media, addresses)
+		if err != nil {
+			return err
+		}
+		keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.ThreePIDKey, error) {
+			var k store.ThreePIDKey
+			var medium string
+			err := row.Scan(&medium, &k.Address)
+			k.Medium = store.Medium(medium)
+			return k, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			bound[k] = true
+		}
+		var create []store.ImportedUser
+		outcomes, create = store.PlanImport(users, exists, bound)
+		userRows := make([][]any, 0, len(create))
+		var tpRows [][]any
+		for _, c := range create {
+			u := c.User
+			userRows = append(userRows, []any{u.ID, store.FoldUserID(u.ID), u.PasswordHash, timestamp(u.CreatedAt),
+				nullTimestamp(u.DeactivatedAt), u.Admin, nullTimestamp(u.LockedAt)})
+			for _, t := range c.ThreePIDs {
+				tpRows = append(tpRows, []any{string(t.Medium), t.Address, u.ID, timestamp(t.AddedAt)})
+			}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"},
+			[]string{"user_id", "user_id_folded", "password_hash", "created_at", "deactivated_at", "admin", "locked_at"},
+			pgx.CopyFromRows(userRows)); err != nil {
+			return err
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"user_threepids"},
+			[]string{"medium", "address", "user_id", "added_at"}, pgx.CopyFromRows(tpRows))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: import users: %w", translate(err))
+	}
+	return outcomes, nil
+}

@@ -186,3 +186,69 @@ func (t accountTx) ListThreePIDs(ctx context.Context, userID string) ([]store.Th
 func (t accountTx) AddThreePID(ctx context.Context, tp store.ThreePID) error {
 	return addThreePID(ctx, t.tx, tp)
 }
+
+// ImportUsers plans the batch (store.PlanImport) from what the database
+// holds and creates the new users, all in one IMMEDIATE transaction with
+// prepared statements: SQLite runs them in-process, a row at a time.
+func (db *DB) ImportUsers(ctx context.Context, users []store.ImportedUser) ([]store.ImportOutcome, error) {
+	var outcomes []store.ImportOutcome
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		exists := map[string]bool{}
+		bound := map[store.ThreePIDKey]bool{}
+		userStmt, err := tx.PrepareContext(ctx, `SELECT count(*) FROM users WHERE user_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer userStmt.Close()
+		tpStmt, err := tx.PrepareContext(ctx, `SELECT count(*) FROM user_threepids WHERE medium = ? AND address = ?`)
+		if err != nil {
+			return err
+		}
+		defer tpStmt.Close()
+		for _, u := range users {
+			var n int
+			if err := userStmt.QueryRowContext(ctx, u.User.ID).Scan(&n); err != nil {
+				return err
+			}
+			exists[u.User.ID] = n > 0
+			for _, t := range u.ThreePIDs {
+				if err := tpStmt.QueryRowContext(ctx, string(t.Medium), t.Address).Scan(&n); err != nil {
+					return err
+				}
+				bound[store.ThreePIDKey{Medium: t.Medium, Address: t.Address}] = n > 0
+			}
+		}
+		var create []store.ImportedUser
+		outcomes, create = store.PlanImport(users, exists, bound)
+		insUser, err := tx.PrepareContext(ctx,
+			`INSERT INTO users (user_id, user_id_folded, password_hash, created_at, deactivated_at, admin, locked_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insUser.Close()
+		insTP, err := tx.PrepareContext(ctx,
+			`INSERT INTO user_threepids (medium, address, user_id, added_at) VALUES (?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insTP.Close()
+		for _, c := range create {
+			u := c.User
+			if _, err := insUser.ExecContext(ctx, u.ID, store.FoldUserID(u.ID), u.PasswordHash, micros(u.CreatedAt),
+				nullMicros(u.DeactivatedAt), u.Admin, nullMicros(u.LockedAt)); err != nil {
+				return err
+			}
+			for _, t := range c.ThreePIDs {
+				if _, err := insTP.ExecContext(ctx, string(t.Medium), t.Address, u.ID, micros(t.AddedAt)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: import users: %w", translate(err))
+	}
+	return outcomes, nil
+}

@@ -283,3 +283,63 @@ var modifyUserCases = []testCase{
 		}
 	}},
 }
+
+var importUsersCases = []testCase{
+	{"Outcomes", func(t *testing.T, s store.Store) {
+		existing := newUser(alice)
+		mustCreateUser(t, s, existing, store.ThreePID{Medium: store.MediumEmail, Address: "taken@example.org", AddedAt: t0})
+		imported := func(id string, admin bool, emails ...string) store.ImportedUser {
+			u := store.User{ID: id, PasswordHash: "$2b$04$imported" + id, CreatedAt: t1, Admin: admin}
+			var tps []store.ThreePID
+			for _, e := range emails {
+				tps = append(tps, store.ThreePID{Medium: store.MediumEmail, Address: e, AddedAt: t1})
+			}
+			return store.ImportedUser{User: u, ThreePIDs: tps}
+		}
+		batch := []store.ImportedUser{
+			imported(alice, true, "new@example.org"),                   // exists: left alone
+			imported(bob, true, "bob@example.org", "bob@example.org"),  // created, the address once
+			imported("@carol:example.org", false, "taken@example.org"), // address bound to alice
+			imported("@dave:example.org", false, "bob@example.org"),    // address claimed by bob above
+			imported(bob, false),                 // listed twice
+			imported("@erin:example.org", false), // created without addresses
+		}
+		want := []store.ImportOutcome{store.ImportExists, store.ImportCreated, store.ImportConflict, store.ImportConflict, store.ImportExists, store.ImportCreated}
+		got, err := s.ImportUsers(t.Context(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("outcomes %v, want %v", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("outcomes %v, want %v", got, want)
+			}
+		}
+		wantUser(t, "alice, untouched", findUser(t, s, alice), existing)
+		wantUser(t, "bob", findUser(t, s, bob), batch[1].User)
+		wantThreePIDs(t, "bob's addresses", listThreePIDs(t, s, bob),
+			[]store.ThreePID{{Medium: store.MediumEmail, Address: "bob@example.org", UserID: bob, AddedAt: t1}})
+		for _, id := range []string{"@carol:example.org", "@dave:example.org"} {
+			if _, err := s.FindUserByID(t.Context(), id); err == nil {
+				t.Fatalf("%s was created despite its address", id)
+			}
+		}
+		wantUser(t, "erin", findUser(t, s, "@erin:example.org"), batch[5].User)
+		// Again: everything exists or conflicts, and nothing changes.
+		got, err = s.ImportUsers(t.Context(), batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range got {
+			if o == store.ImportCreated {
+				t.Fatalf("second import created entry %d: %v", i, got)
+			}
+		}
+		wantUser(t, "bob after the second import", findUser(t, s, bob), batch[1].User)
+		if got, err := s.ImportUsers(t.Context(), nil); err != nil || len(got) != 0 {
+			t.Fatalf("empty import = %v, %v", got, err)
+		}
+	}},
+}

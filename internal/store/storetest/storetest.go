@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LoginTokens", loginTokenCases},
 		{"ListUsersPage", listUsersPageCases},
 		{"ModifyUser", modifyUserCases},
+		{"ImportUsers", importUsersCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {
