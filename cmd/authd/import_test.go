@@ -38,13 +38,13 @@ func TestUserImport_CSV(t *testing.T) {
 	csv := strings.Join([]string{
 		"user,password_hash,password,emails,admin",
 		"syn," + synapseHash + ",,syn@example.org;Syn2@Example.org,true", // line 2
-		"@den:example.org," + dendriteHash + ",,,",                        // line 3
-		"plain,,\"" + plainPW + "\",,no",                                   // line 4
-		"broken,$2b$04$tooshort,,,",                                        // line 5
-		"@far:elsewhere.org," + dendriteHash + ",,,",                      // line 6
-		"thief," + dendriteHash + ",,syn@example.org,",                    // line 7
-		"Upper," + dendriteHash + ",,,",                                    // line 8
-		"nopass,,,,",                                                       // line 9
+		"@den:example.org," + dendriteHash + ",,,",                       // line 3
+		"plain,,\"" + plainPW + "\",,no",                                 // line 4
+		"broken,$2b$04$tooshort,,,",                                      // line 5
+		"@far:elsewhere.org," + dendriteHash + ",,,",                     // line 6
+		"thief," + dendriteHash + ",,syn@example.org,",                   // line 7
+		"Upper," + dendriteHash + ",,,",                                  // line 8
+		"nopass,,,,",                                                     // line 9
 	}, "\n") + "\n"
 	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
 		t.Fatal(err)
