@@ -95,8 +95,9 @@ const (
 	forServe commands = 1 << iota
 	forMigrate
 	forUser         // every user subcommand
-	forUserPassword // user create and user passwd, which hash a password
+	forUserPassword // user create, user passwd and user import, which hash passwords
 	forHealthcheck
+	forAdmin // the admin subcommands
 )
 
 // String lists the subcommands, as the configuration page shows them.
@@ -107,7 +108,8 @@ func (cs commands) String() string {
 		name string
 	}{
 		{forServe, "serve"}, {forMigrate, "migrate"}, {forUser, "user"},
-		{forUserPassword, "user create, user passwd"}, {forHealthcheck, "healthcheck"},
+		{forUserPassword, "user create, user passwd, user import"}, {forHealthcheck, "healthcheck"},
+		{forAdmin, "admin"},
 	} {
 		if cs&c.bit != 0 {
 			names = append(names, c.name)
@@ -162,7 +164,7 @@ var settings = []setting{
 		},
 	},
 	{
-		env: "AUTHD_DATABASE_URL", def: "sqlite:authd.db", secret: true, usedBy: forServe | forMigrate | forUser,
+		env: "AUTHD_DATABASE_URL", def: "sqlite:authd.db", secret: true, usedBy: forServe | forMigrate | forUser | forAdmin,
 		help: "postgres://… or postgresql://… for Postgres, sqlite:PATH for embedded SQLite",
 		doc:  "`postgres://…` or `postgresql://…` for Postgres (any libpq URL parameters), `sqlite:PATH` for the embedded SQLite store (a new file is created mode 0600; `serve` warns about an existing one that group or others may read)",
 		parse: func(v string, c *config) error {

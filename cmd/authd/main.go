@@ -38,6 +38,9 @@ Commands:
   user import [--format csv|jsonl] FILE   import accounts with their bcrypt
                                           hashes
   user list
+  admin token issue [--name NAME] [--expires DURATION]
+                                          a token for the admin API alone
+  admin token list | revoke ID
   user email add|remove LOCALPART ADDR
   healthcheck                             exit 0 when /readyz says ready
 
@@ -64,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, env, rest)
 	case "user":
 		return runUser(ctx, env, rest)
+	case "admin":
+		return runAdmin(ctx, env, rest)
 	case "healthcheck":
 		return runHealthcheck(ctx, env, rest)
 	case "help", "-h", "--help", "-help":

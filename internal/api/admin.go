@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/token"
 )
 
 // The admin API is Synapse's (/_synapse/admin/...), cut to what authd owns:
@@ -31,7 +32,7 @@ var (
 func (a *api) mountAdmin(r chi.Router) {
 	r.Get("/_synapse/admin/v1/server_version", a.handleServerVersion)
 	r.Group(func(r chi.Router) {
-		r.Use(a.requireAuth(false), a.requireAdmin(false))
+		r.Use(a.requireAdminAuth(false))
 		r.Get("/_synapse/admin/v2/users", a.handleListUsers(false))
 		r.Get("/_synapse/admin/v3/users", a.handleListUsers(true))
 		r.Get("/_synapse/admin/v2/users/{userId}", a.handleGetUser)
@@ -53,17 +54,50 @@ func (a *api) mountAdmin(r chi.Router) {
 	// isSynapseAdministrator asks the admin flag of its own user, and the
 	// spec lets a user whois themselves.
 	r.Group(func(r chi.Router) {
-		r.Use(a.requireAuth(false), a.requireAdmin(true))
+		r.Use(a.requireAdminAuth(true))
 		r.Get("/_synapse/admin/v1/users/{userId}/admin", a.handleGetAdmin)
 		r.Get("/_matrix/client/r0/admin/whois/{userId}", a.handleWhois)
 		r.Get("/_matrix/client/v3/admin/whois/{userId}", a.handleWhois)
 	})
 }
 
+// requireAdminAuth authorises an admin request: an admin token (the CLI's
+// `authd admin token issue`), looked up in the store on every request so
+// that a revocation is immediate everywhere, or else an access token of an
+// admin user (requireAuth, then requireAdmin).
+func (a *api) requireAdminAuth(self bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		asUser := a.requireAuth(false)(a.requireAdmin(self)(next))
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok, err := accessToken(r)
+			if err != nil || token.Check(token.Admin, tok) != nil {
+				asUser.ServeHTTP(w, r)
+				return
+			}
+			if err := a.peekTokenFailures(r); err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			t, err := a.Store.FindAdminToken(r.Context(), token.Hash(tok))
+			if errors.Is(err, store.ErrNotFound) || err == nil && t.Expired(a.Now()) {
+				a.spendTokenFailure(r)
+				a.writeError(w, r, errUnknownToken)
+				return
+			}
+			if err != nil {
+				a.writeError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey{}, "admin-token:"+t.ID)))
+		})
+	}
+}
+
 type adminKey struct{}
 
-// adminFrom is the admin requireAdmin let through: the user ID of the
-// caller (also set for a user asking about themselves).
+// adminFrom is the admin requireAdminAuth let through: the user ID of the
+// caller (also set for a user asking about themselves), or "admin-token:"
+// and the ID of an admin token.
 func adminFrom(ctx context.Context) string {
 	id, _ := ctx.Value(adminKey{}).(string)
 	return id

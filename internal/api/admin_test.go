@@ -6,9 +6,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authd/authd/internal/api"
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/token"
 )
 
 // adminOn turns the admin API on.
@@ -485,5 +487,42 @@ func TestAdmin_Lock(t *testing.T) {
 		// Another admin cannot be locked either.
 		h.do("PUT", "/_synapse/admin/v1/users/"+f.encBob+"/admin", `{"admin":true}`, root)
 		wantError(t, lock(f.encBob, `{"locked":true}`), 403, "M_FORBIDDEN")
+	})
+}
+
+// An admin token from the CLI authorises the admin API and nothing else,
+// until it expires or is revoked.
+func TestAdmin_AdminToken(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		f := newAdminFixture(t, st)
+		h := f.h
+		tok := token.New(token.Admin)
+		if err := st.CreateAdminToken(context.Background(), store.AdminToken{
+			ID: "ops", Hash: token.Hash(tok), Name: "ansible", CreatedAt: h.clock.t, ExpiresAt: h.clock.t.Add(time.Hour),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r := h.do("GET", "/_synapse/admin/v2/users", "", bearer(tok))
+		if r.status != 200 || r.body["total"] != float64(2) {
+			t.Fatalf("users with an admin token = %d %s", r.status, r.raw)
+		}
+		// It may change anything, even demote an admin (it is no user).
+		r = h.do("PUT", "/_synapse/admin/v2/users/"+f.encRoot, `{"admin":false}`, bearer(tok))
+		if r.status != 200 || r.body["admin"] != false {
+			t.Fatalf("demote root with an admin token = %d %s", r.status, r.raw)
+		}
+		// It is no access token.
+		wantError(t, h.do("GET", "/_matrix/client/v3/account/whoami", "", bearer(tok)), 401, "M_UNKNOWN_TOKEN")
+		wantError(t, h.do("GET", "/_authd/verify", "", bearer(tok)), 401, "M_UNKNOWN_TOKEN")
+		// Expired, then revoked: refused.
+		h.clock.t = h.clock.t.Add(time.Hour)
+		wantError(t, h.do("GET", "/_synapse/admin/v2/users", "", bearer(tok)), 401, "M_UNKNOWN_TOKEN")
+		h.clock.t = h.clock.t.Add(-time.Minute)
+		if err := st.DeleteAdminToken(context.Background(), "ops"); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, h.do("GET", "/_synapse/admin/v2/users", "", bearer(tok)), 401, "M_UNKNOWN_TOKEN")
+		// A made-up admin token with a valid checksum is unknown too.
+		wantError(t, h.do("GET", "/_synapse/admin/v2/users", "", bearer(token.New(token.Admin))), 401, "M_UNKNOWN_TOKEN")
 	})
 }

@@ -51,6 +51,7 @@ type Store interface {
 	FindUserByID(ctx context.Context, id string) (store.User, error)
 	ListUsersPage(ctx context.Context, q store.UserQuery) (store.UserPage, error)
 	ModifyUser(ctx context.Context, c store.UserChange) (store.UserChangeResult, error)
+	FindAdminToken(ctx context.Context, h store.TokenHash) (store.AdminToken, error)
 	DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error
 
 	CreateLoginToken(ctx context.Context, t store.LoginToken, g store.UIAGrant) error

@@ -180,3 +180,9 @@ func (b boundedStore) ModifyUser(ctx context.Context, c store.UserChange) (store
 	defer cancel()
 	return b.s.ModifyUser(ctx, c)
 }
+
+func (b boundedStore) FindAdminToken(ctx context.Context, h store.TokenHash) (store.AdminToken, error) {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.FindAdminToken(ctx, h)
+}

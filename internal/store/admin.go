@@ -351,3 +351,34 @@ func PlanImport(users []ImportedUser, exists map[string]bool, bound map[ThreePID
 	}
 	return outcomes, create
 }
+
+// AdminToken is a token for automation that authorises the admin API: it
+// belongs to no user and no device. The store keeps its hash; ID is the
+// public name it is listed and revoked by.
+type AdminToken struct {
+	ID        string
+	Hash      TokenHash
+	Name      string
+	CreatedAt time.Time
+	// ExpiresAt is zero for a token that does not expire.
+	ExpiresAt time.Time
+}
+
+// Expired reports whether the token has expired at now.
+func (t AdminToken) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+// AdminTokenStore persists admin tokens.
+type AdminTokenStore interface {
+	// CreateAdminToken stores a token; ErrConflict if its ID or hash is
+	// taken.
+	CreateAdminToken(ctx context.Context, t AdminToken) error
+	// FindAdminToken returns the token with that hash, expired or not, or
+	// ErrNotFound.
+	FindAdminToken(ctx context.Context, h TokenHash) (AdminToken, error)
+	// ListAdminTokens returns every token, oldest first (then by ID).
+	ListAdminTokens(ctx context.Context) ([]AdminToken, error)
+	// DeleteAdminToken revokes a token by ID; ErrNotFound if there is none.
+	DeleteAdminToken(ctx context.Context, id string) error
+}

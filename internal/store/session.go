@@ -121,8 +121,8 @@ type SessionStore interface {
 // TokenSweeper deletes tokens nobody can use any more. It is the one
 // method the periodic sweep inside serve needs.
 type TokenSweeper interface {
-	// DeleteExpiredTokens deletes access, refresh and login tokens and UIA
-	// sessions that expired before the cutoff, and revoked refresh tokens
+	// DeleteExpiredTokens deletes access, refresh, login and admin tokens,
+	// UIA sessions and registration nonces that expired before the cutoff, and revoked refresh tokens
 	// revoked before it, and returns how many rows it deleted.
 	DeleteExpiredTokens(ctx context.Context, before time.Time) (int, error)
 }

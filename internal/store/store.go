@@ -35,6 +35,7 @@ type Store interface {
 	OutboxStore
 	UserAdminStore
 	UserImporter
+	AdminTokenStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -1,7 +1,7 @@
 // Package token mints and checks authd's bearer tokens.
 //
 // A token reads <prefix>_<random>_<checksum>: the prefix names the kind
-// (access, refresh or login), random is 32 base62 characters from crypto/rand
+// (access, refresh, login or admin), random is 32 base62 characters from crypto/rand
 // (about 190 bits), and checksum is the CRC-32 (IEEE) of "<prefix>_<random>"
 // in 6 base62 characters. The checksum lets authd reject a mistyped or
 // truncated token, and secret scanners recognise one, before any database
@@ -27,6 +27,9 @@ const (
 	// authenticated client asks for so that a new client can log in
 	// without the password.
 	Login Kind = "adl"
+	// Admin is an admin token for automation, issued by the CLI: it
+	// belongs to no user or device and authorises the admin API only.
+	Admin Kind = "adm"
 )
 
 const (

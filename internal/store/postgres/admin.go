@@ -268,3 +268,64 @@ func (db *DB) ImportUsers(ctx context.Context, users []store.ImportedUser) ([]st
 	}
 	return outcomes, nil
 }
+
+// CreateAdminToken stores an admin token.
+func (db *DB) CreateAdminToken(ctx context.Context, t store.AdminToken) error {
+	_, err := db.pool.Exec(ctx,
+		`INSERT INTO admin_tokens (id, token_hash, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		t.ID, t.Hash[:], t.Name, timestamp(t.CreatedAt), nullTimestamp(t.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("postgres: create admin token: %w", translate(err))
+	}
+	return nil
+}
+
+const adminTokenColumns = `id, token_hash, name, created_at, expires_at`
+
+func scanAdminToken(row pgx.Row) (store.AdminToken, error) {
+	var t store.AdminToken
+	var hash []byte
+	var expiresAt *time.Time
+	if err := row.Scan(&t.ID, &hash, &t.Name, &t.CreatedAt, &expiresAt); err != nil {
+		return store.AdminToken{}, err
+	}
+	copy(t.Hash[:], hash)
+	t.CreatedAt = t.CreatedAt.UTC()
+	t.ExpiresAt = fromNull(expiresAt)
+	return t, nil
+}
+
+// FindAdminToken returns the admin token with that hash, or
+// store.ErrNotFound.
+func (db *DB) FindAdminToken(ctx context.Context, h store.TokenHash) (store.AdminToken, error) {
+	t, err := scanAdminToken(db.pool.QueryRow(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens WHERE token_hash = $1`, h[:]))
+	if err != nil {
+		return store.AdminToken{}, fmt.Errorf("postgres: find admin token: %w", translate(err))
+	}
+	return t, nil
+}
+
+// ListAdminTokens returns every admin token, oldest first.
+func (db *DB) ListAdminTokens(ctx context.Context) ([]store.AdminToken, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens ORDER BY created_at, id COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list admin tokens: %w", translate(err))
+	}
+	tokens, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.AdminToken, error) { return scanAdminToken(row) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list admin tokens: %w", translate(err))
+	}
+	return tokens, nil
+}
+
+// DeleteAdminToken revokes an admin token by ID.
+func (db *DB) DeleteAdminToken(ctx context.Context, id string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM admin_tokens WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("postgres: delete admin token: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: delete admin token: %w", store.ErrNotFound)
+	}
+	return nil
+}

@@ -81,6 +81,8 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 		 (SELECT session_hash FROM uia_sessions WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)`,
 		`DELETE FROM login_tokens WHERE token_hash IN
 		 (SELECT token_hash FROM login_tokens WHERE expires_at < $1 FOR UPDATE SKIP LOCKED)`,
+		`DELETE FROM admin_tokens WHERE expires_at < $1`,
+		`DELETE FROM registration_nonces WHERE expires_at < $1`,
 	} {
 		tag, err := db.pool.Exec(ctx, q, cutoff)
 		if err != nil {

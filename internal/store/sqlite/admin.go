@@ -252,3 +252,77 @@ func (db *DB) ImportUsers(ctx context.Context, users []store.ImportedUser) ([]st
 	}
 	return outcomes, nil
 }
+
+// CreateAdminToken stores an admin token.
+func (db *DB) CreateAdminToken(ctx context.Context, t store.AdminToken) error {
+	_, err := db.db.ExecContext(ctx,
+		`INSERT INTO admin_tokens (id, token_hash, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, t.Hash[:], t.Name, micros(t.CreatedAt), nullMicros(t.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("sqlite: create admin token: %w", translate(err))
+	}
+	return nil
+}
+
+const adminTokenColumns = `id, token_hash, name, created_at, expires_at`
+
+func scanAdminToken(row scanner) (store.AdminToken, error) {
+	var t store.AdminToken
+	var hash []byte
+	var createdAt int64
+	var expiresAt sql.NullInt64
+	if err := row.Scan(&t.ID, &hash, &t.Name, &createdAt, &expiresAt); err != nil {
+		return store.AdminToken{}, err
+	}
+	copy(t.Hash[:], hash)
+	t.CreatedAt = fromMicros(createdAt)
+	t.ExpiresAt = fromNullMicros(expiresAt)
+	return t, nil
+}
+
+// FindAdminToken returns the admin token with that hash, or
+// store.ErrNotFound.
+func (db *DB) FindAdminToken(ctx context.Context, h store.TokenHash) (store.AdminToken, error) {
+	t, err := scanAdminToken(db.db.QueryRowContext(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens WHERE token_hash = ?`, h[:]))
+	if err != nil {
+		return store.AdminToken{}, fmt.Errorf("sqlite: find admin token: %w", translate(err))
+	}
+	return t, nil
+}
+
+// ListAdminTokens returns every admin token, oldest first.
+func (db *DB) ListAdminTokens(ctx context.Context) ([]store.AdminToken, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT `+adminTokenColumns+` FROM admin_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list admin tokens: %w", translate(err))
+	}
+	defer rows.Close()
+	tokens := []store.AdminToken{}
+	for rows.Next() {
+		t, err := scanAdminToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list admin tokens: %w", translate(err))
+		}
+		tokens = append(tokens, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list admin tokens: %w", translate(err))
+	}
+	return tokens, nil
+}
+
+// DeleteAdminToken revokes an admin token by ID.
+func (db *DB) DeleteAdminToken(ctx context.Context, id string) error {
+	res, err := db.db.ExecContext(ctx, `DELETE FROM admin_tokens WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete admin token: %w", translate(err))
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete admin token: %w", translate(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: delete admin token: %w", store.ErrNotFound)
+	}
+	return nil
+}

@@ -79,6 +79,8 @@ func (db *DB) DeleteExpiredTokens(ctx context.Context, before time.Time) (int, e
 			`DELETE FROM refresh_tokens WHERE revoked_at < ?`,
 			`DELETE FROM uia_sessions WHERE expires_at < ?`,
 			`DELETE FROM login_tokens WHERE expires_at < ?`,
+			`DELETE FROM admin_tokens WHERE expires_at < ?`,
+			`DELETE FROM registration_nonces WHERE expires_at < ?`,
 		} {
 			res, err := tx.ExecContext(ctx, q, cutoff)
 			if err != nil {

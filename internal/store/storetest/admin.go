@@ -343,3 +343,37 @@ var importUsersCases = []testCase{
 		}
 	}},
 }
+
+var adminTokenCases = []testCase{
+	{"Lifecycle", func(t *testing.T, s store.Store) {
+		a := store.AdminToken{ID: "tok1", Hash: hash("adm1"), Name: "ansible", CreatedAt: t0}
+		b := store.AdminToken{ID: "tok2", Hash: hash("adm2"), CreatedAt: t1, ExpiresAt: t2}
+		for _, tok := range []store.AdminToken{b, a} {
+			if err := s.CreateAdminToken(t.Context(), tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantErr(t, "same ID", s.CreateAdminToken(t.Context(), store.AdminToken{ID: "tok1", Hash: hash("other"), CreatedAt: t0}), store.ErrConflict)
+		wantErr(t, "same hash", s.CreateAdminToken(t.Context(), store.AdminToken{ID: "tok3", Hash: hash("adm1"), CreatedAt: t0}), store.ErrConflict)
+		got, err := s.FindAdminToken(t.Context(), hash("adm2"))
+		if err != nil || got.ID != "tok2" || !sameTime(got.ExpiresAt, t2) || !got.Expired(t2) || got.Expired(t1) {
+			t.Fatalf("FindAdminToken = %+v, %v", got, err)
+		}
+		list, err := s.ListAdminTokens(t.Context())
+		if err != nil || len(list) != 2 || list[0].ID != "tok1" || list[0].Name != "ansible" || !list[0].ExpiresAt.IsZero() || list[1].ID != "tok2" {
+			t.Fatalf("ListAdminTokens = %+v, %v", list, err)
+		}
+		// The sweep takes the expired one.
+		if _, err := s.DeleteExpiredTokens(t.Context(), t2.Add(1e9)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.FindAdminToken(t.Context(), hash("adm2"))
+		wantErr(t, "swept token", err, store.ErrNotFound)
+		if err := s.DeleteAdminToken(t.Context(), "tok1"); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "revoked twice", s.DeleteAdminToken(t.Context(), "tok1"), store.ErrNotFound)
+		_, err = s.FindAdminToken(t.Context(), hash("adm1"))
+		wantErr(t, "revoked token", err, store.ErrNotFound)
+	}},
+}

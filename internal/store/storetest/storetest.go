@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListUsersPage", listUsersPageCases},
 		{"ModifyUser", modifyUserCases},
 		{"ImportUsers", importUsersCases},
+		{"AdminTokens", adminTokenCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {
