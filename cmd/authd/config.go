@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +36,10 @@ type config struct {
 	LoginTokenTTL time.Duration
 	// AdminAPI serves the Synapse-compatible admin API.
 	AdminAPI bool
-	Limits   limits
-	Pepper   []byte
+	// RegistrationSecret turns shared-secret registration on.
+	RegistrationSecret []byte
+	Limits             limits
+	Pepper             []byte
 	// ImportedPepper is the pepper of plain bcrypt hashes imported from
 	// Synapse.
 	ImportedPepper []byte
@@ -403,6 +406,41 @@ var settings = []setting{
 		parse: func(v string, c *config) (err error) {
 			c.AdminAPI, err = parseOnOff(v)
 			return err
+		},
+	},
+	{
+		env: "AUTHD_REGISTRATION_SHARED_SECRET", secret: true, verbatim: true, usedBy: forServe,
+		help: "turn on Synapse's shared-secret registration with this secret (empty: off)",
+		doc:  "serve `GET/POST /_synapse/admin/v1/register`, Synapse's shared-secret registration (`register_new_matrix_user`), with this secret as the HMAC key (at least 32 bytes); empty turns it off. Give it here or in `AUTHD_REGISTRATION_SHARED_SECRET_FILE`, not both",
+		parse: func(v string, c *config) error {
+			if v != "" && len(v) < 32 {
+				return errors.New("the shared secret must hold at least 32 bytes")
+			}
+			c.RegistrationSecret = []byte(v)
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_REGISTRATION_SHARED_SECRET_FILE", usedBy: forServe,
+		help: "a file holding the registration shared secret (trailing newline dropped)",
+		doc:  "a file whose content (one trailing newline dropped) is the shared secret of `AUTHD_REGISTRATION_SHARED_SECRET`, for secrets mounted as files",
+		parse: func(v string, c *config) error {
+			if v == "" {
+				return nil
+			}
+			if len(c.RegistrationSecret) > 0 {
+				return errors.New("set AUTHD_REGISTRATION_SHARED_SECRET or its _FILE, not both")
+			}
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return fmt.Errorf("read the shared secret file: %w", err)
+			}
+			secret := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			if len(secret) < 32 {
+				return errors.New("the shared secret must hold at least 32 bytes")
+			}
+			c.RegistrationSecret = []byte(secret)
+			return nil
 		},
 	},
 	{

@@ -134,6 +134,7 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 	deps.TokenFailureLimiter = limits.tokenFailures
 	deps.LoginTokens, deps.LoginTokenTTL = cfg.LoginTokens, cfg.LoginTokenTTL
 	deps.AdminAPI, deps.Version = cfg.AdminAPI, version()
+	deps.RegistrationSharedSecret = cfg.RegistrationSecret
 	deps.LoginTokenLimiter = limits.loginTokens
 	var handler swapHandler
 	handler.set(api.NewUnavailable(deps))

@@ -52,6 +52,9 @@ type Store interface {
 	ListUsersPage(ctx context.Context, q store.UserQuery) (store.UserPage, error)
 	ModifyUser(ctx context.Context, c store.UserChange) (store.UserChangeResult, error)
 	FindAdminToken(ctx context.Context, h store.TokenHash) (store.AdminToken, error)
+	CreateRegistrationNonce(ctx context.Context, nonce string, expiresAt time.Time) error
+	ConsumeRegistrationNonce(ctx context.Context, nonce string, now time.Time) error
+	RegisterUser(ctx context.Context, u store.User, s store.NewSession) error
 	DeleteThreePID(ctx context.Context, userID string, medium store.Medium, address string) error
 
 	CreateLoginToken(ctx context.Context, t store.LoginToken, g store.UIAGrant) error
@@ -123,6 +126,10 @@ type Deps struct {
 	// Version is authd's version, which the admin API's server_version
 	// reports.
 	Version string
+	// RegistrationSharedSecret, when set, serves Synapse's shared-secret
+	// registration (register.go) at /_synapse/admin/v1/register; empty,
+	// the routes do not exist.
+	RegistrationSharedSecret []byte
 	// LoginTokenLimiter limits, per user, the login tokens issued; nil
 	// disables it.
 	LoginTokenLimiter ratelimit.Limiter
@@ -300,6 +307,12 @@ func New(d Deps) http.Handler {
 	}
 	if a.AdminAPI {
 		a.mountAdmin(r)
+	}
+	if len(a.RegistrationSharedSecret) > 0 {
+		// Per client IP, on the login budget: nonces are rows.
+		limitRegistrations := a.limitByIP(a.LoginIPLimiter, ruleIP, nil)
+		r.With(limitRegistrations).Get("/_synapse/admin/v1/register", a.handleRegisterNonce)
+		r.With(limitRegistrations).Post("/_synapse/admin/v1/register", a.handleRegister)
 	}
 	// The r0.2.0 seed's exchange, which predates the v3 API.
 	r.With(limitRefreshes).Post("/_matrix/client/r0/tokenrefresh", a.handleTokenRefresh)

@@ -186,3 +186,21 @@ func (b boundedStore) FindAdminToken(ctx context.Context, h store.TokenHash) (st
 	defer cancel()
 	return b.s.FindAdminToken(ctx, h)
 }
+
+func (b boundedStore) CreateRegistrationNonce(ctx context.Context, nonce string, expiresAt time.Time) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.CreateRegistrationNonce(ctx, nonce, expiresAt)
+}
+
+func (b boundedStore) ConsumeRegistrationNonce(ctx context.Context, nonce string, now time.Time) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.ConsumeRegistrationNonce(ctx, nonce, now)
+}
+
+func (b boundedStore) RegisterUser(ctx context.Context, u store.User, s store.NewSession) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	return b.s.RegisterUser(ctx, u, s)
+}

@@ -382,3 +382,18 @@ type AdminTokenStore interface {
 	// DeleteAdminToken revokes a token by ID; ErrNotFound if there is none.
 	DeleteAdminToken(ctx context.Context, id string) error
 }
+
+// RegistrationStore serves shared-secret registration: single-use nonces,
+// and the new user with its first session written at once.
+type RegistrationStore interface {
+	// CreateRegistrationNonce stores a nonce valid until expiresAt.
+	CreateRegistrationNonce(ctx context.Context, nonce string, expiresAt time.Time) error
+	// ConsumeRegistrationNonce deletes the nonce and reports ErrNotFound
+	// if it was not there or had expired at now: each nonce serves one
+	// registration attempt.
+	ConsumeRegistrationNonce(ctx context.Context, nonce string, now time.Time) error
+	// RegisterUser creates the user and writes its first login (as
+	// CreateSession does) in one transaction. It returns ErrConflict, having
+	// written nothing, if the user ID is taken.
+	RegisterUser(ctx context.Context, u User, s NewSession) error
+}

@@ -36,6 +36,7 @@ type Store interface {
 	UserAdminStore
 	UserImporter
 	AdminTokenStore
+	RegistrationStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the store's connections.

@@ -329,3 +329,38 @@ func (db *DB) DeleteAdminToken(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// CreateRegistrationNonce stores a registration nonce.
+func (db *DB) CreateRegistrationNonce(ctx context.Context, nonce string, expiresAt time.Time) error {
+	if _, err := db.pool.Exec(ctx, `INSERT INTO registration_nonces (nonce, expires_at) VALUES ($1, $2)`, nonce, timestamp(expiresAt)); err != nil {
+		return fmt.Errorf("postgres: create registration nonce: %w", translate(err))
+	}
+	return nil
+}
+
+// ConsumeRegistrationNonce deletes the nonce; one statement, so two
+// requests with the same nonce cannot both consume it.
+func (db *DB) ConsumeRegistrationNonce(ctx context.Context, nonce string, now time.Time) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM registration_nonces WHERE nonce = $1 AND expires_at > $2`, nonce, timestamp(now))
+	if err != nil {
+		return fmt.Errorf("postgres: consume registration nonce: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("postgres: consume registration nonce: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RegisterUser inserts the user and writes its login in one transaction.
+func (db *DB) RegisterUser(ctx context.Context, u store.User, s store.NewSession) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := (accountTx{tx}).InsertUser(ctx, u); err != nil {
+			return err
+		}
+		return store.WriteLogin(ctx, tokenTx{tx}, s)
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: register user: %w", translate(err))
+	}
+	return nil
+}

@@ -326,3 +326,42 @@ func (db *DB) DeleteAdminToken(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// CreateRegistrationNonce stores a registration nonce.
+func (db *DB) CreateRegistrationNonce(ctx context.Context, nonce string, expiresAt time.Time) error {
+	if _, err := db.db.ExecContext(ctx, `INSERT INTO registration_nonces (nonce, expires_at) VALUES (?, ?)`, nonce, micros(expiresAt)); err != nil {
+		return fmt.Errorf("sqlite: create registration nonce: %w", translate(err))
+	}
+	return nil
+}
+
+// ConsumeRegistrationNonce deletes the nonce in one statement.
+func (db *DB) ConsumeRegistrationNonce(ctx context.Context, nonce string, now time.Time) error {
+	res, err := db.db.ExecContext(ctx, `DELETE FROM registration_nonces WHERE nonce = ? AND expires_at > ?`, nonce, micros(now))
+	if err != nil {
+		return fmt.Errorf("sqlite: consume registration nonce: %w", translate(err))
+	}
+	n, err := rowsAffected(res)
+	if err != nil {
+		return fmt.Errorf("sqlite: consume registration nonce: %w", translate(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("sqlite: consume registration nonce: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// RegisterUser inserts the user and writes its login in one IMMEDIATE
+// transaction.
+func (db *DB) RegisterUser(ctx context.Context, u store.User, s store.NewSession) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := (accountTx{tx}).InsertUser(ctx, u); err != nil {
+			return err
+		}
+		return store.WriteLogin(ctx, tokenTx{tx}, s)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: register user: %w", translate(err))
+	}
+	return nil
+}

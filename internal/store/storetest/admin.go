@@ -377,3 +377,34 @@ var adminTokenCases = []testCase{
 		wantErr(t, "revoked token", err, store.ErrNotFound)
 	}},
 }
+
+var registrationCases = []testCase{
+	{"Nonces", func(t *testing.T, s store.Store) {
+		if err := s.CreateRegistrationNonce(t.Context(), "n1", t1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateRegistrationNonce(t.Context(), "n2", t1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ConsumeRegistrationNonce(t.Context(), "n1", t0); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, "used twice", s.ConsumeRegistrationNonce(t.Context(), "n1", t0), store.ErrNotFound)
+		wantErr(t, "expired", s.ConsumeRegistrationNonce(t.Context(), "n2", t1), store.ErrNotFound)
+		wantErr(t, "unknown", s.ConsumeRegistrationNonce(t.Context(), "n3", t0), store.ErrNotFound)
+	}},
+	{"RegisterUser", func(t *testing.T, s store.Store) {
+		u := newUser(alice)
+		u.Admin = true
+		ns := newSession(alice, "REG", "", "r1", t0)
+		if err := s.RegisterUser(t.Context(), u, ns); err != nil {
+			t.Fatal(err)
+		}
+		wantUser(t, "registered", findUser(t, s, alice), u)
+		wantSession(t, s, hash("r1"), ns.AccessToken, u)
+		// Taken: nothing written, not even the session.
+		wantErr(t, "taken", s.RegisterUser(t.Context(), newUser(alice), newSession(alice, "REG2", "", "r2", t0)), store.ErrConflict)
+		wantNoSession(t, s, hash("r2"))
+		wantUser(t, "after the conflict", findUser(t, s, alice), u)
+	}},
+}

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ModifyUser", modifyUserCases},
 		{"ImportUsers", importUsersCases},
 		{"AdminTokens", adminTokenCases},
+		{"Registration", registrationCases},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, c := range group.cases {
