@@ -3,8 +3,10 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -524,5 +526,73 @@ func TestAdmin_AdminToken(t *testing.T) {
 		wantError(t, h.do("GET", "/_synapse/admin/v2/users", "", bearer(tok)), 401, "M_UNKNOWN_TOKEN")
 		// A made-up admin token with a valid checksum is unknown too.
 		wantError(t, h.do("GET", "/_synapse/admin/v2/users", "", bearer(token.New(token.Admin))), 401, "M_UNKNOWN_TOKEN")
+	})
+}
+
+// adminObserver counts AdminAction calls by route and outcome, and
+// nothing else.
+type adminObserver struct {
+	mu      sync.Mutex
+	actions map[string]int
+}
+
+func (o *adminObserver) Request(string, string, int, time.Duration) {}
+func (o *adminObserver) LoginAttempt(string)                        {}
+func (o *adminObserver) RateLimited(string)                         {}
+func (o *adminObserver) HashWait(time.Duration)                     {}
+func (o *adminObserver) HashDuration(time.Duration)                 {}
+
+func (o *adminObserver) AdminAction(route, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.actions[route+" "+outcome]++
+}
+
+// Every admin action is counted by route and outcome and logged with the
+// admin and the target; no password, token or MAC reaches the log.
+func TestAdmin_LogsAndMetrics(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		var logs syncBuffer
+		obs := &adminObserver{actions: map[string]int{}}
+		f := newAdminFixture(t, st, func(d *api.Deps) {
+			d.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			d.Observer = obs
+			d.RegistrationSharedSecret = []byte(sharedSecret)
+		})
+		h := f.h
+		const newPW, createPW, regPW = "a new password for bob", "carol's first password", "registered password"
+		wantOK(t, h.do("POST", "/_synapse/admin/v1/reset_password/"+f.encBob, `{"new_password":"`+newPW+`"}`, bearer(f.root)))
+		if r := h.do("PUT", "/_synapse/admin/v2/users/@carol:"+serverName, `{"password":"`+createPW+`"}`, bearer(f.root)); r.status != 201 {
+			t.Fatalf("create = %d %s", r.status, r.raw)
+		}
+		wantError(t, h.do("GET", "/_synapse/admin/v2/users/@nobody:"+serverName, "", bearer(f.root)), 404, "M_NOT_FOUND")
+		wantError(t, h.do("GET", "/_synapse/admin/v2/users", "", bearer(h.login(pwLogin("carol", createPW)).str("access_token"))), 403, "M_FORBIDDEN")
+		n := h.do("GET", "/_synapse/admin/v1/register", "").str("nonce")
+		mac := registrationMAC(sharedSecret, n, "dora", regPW, false)
+		reg := h.do("POST", "/_synapse/admin/v1/register", registerBody(n, "dora", regPW, false, mac))
+		wantOK(t, reg)
+
+		for key, want := range map[string]int{
+			"/_synapse/admin/v1/reset_password/{userId} ok": 1,
+			"/_synapse/admin/v2/users/{userId} ok":          1,
+			"/_synapse/admin/v2/users/{userId} refused":     1,
+			"/_synapse/admin/v2/users forbidden":            1,
+		} {
+			if got := obs.actions[key]; got != want {
+				t.Errorf("AdminAction %q = %d, want %d (all: %v)", key, got, want, obs.actions)
+			}
+		}
+		out := logs.String()
+		if !strings.Contains(out, `"msg":"admin action"`) || !strings.Contains(out, `"admin":"`+f.rootID+`"`) || !strings.Contains(out, `"target":"@carol:`+serverName+`"`) {
+			t.Fatalf("no admin action line with admin and target:\n%s", out)
+		}
+		for name, secret := range map[string]string{
+			"reset password": newPW, "created password": createPW, "registered password": regPW,
+			"MAC": mac, "root's token": f.root, "registered token": reg.str("access_token"),
+		} {
+			if strings.Contains(out, secret) {
+				t.Errorf("the log holds the %s", name)
+			}
+		}
 	})
 }
