@@ -39,7 +39,6 @@ import (
 //
 //	GL-2  404 M_UNRECOGNIZED on GET /login is for servers that do not offer
 //	      the legacy login API; offering it is authd's whole job.
-//	A-5   account locking (401 M_USER_LOCKED): authd has no locked state.
 //
 // The refresh requirements (R-1..R-6) and P-2 have rows too; the multi-step rotation and
 // replay rules are in refresh_test.go.
@@ -1022,7 +1021,6 @@ func TestConformance(t *testing.T) {
 // and why (see the comment above the fixture).
 var notApplicable = map[string]string{
 	"GL-2": "authd offers the legacy login API",
-	"A-5":  "authd has no account locking",
 }
 
 // TestConformance_Coverage fails when a requirement of docs/conformance.md

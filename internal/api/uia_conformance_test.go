@@ -276,4 +276,7 @@ var multiStepTests = map[string][]string{
 	"UI-7": {"TestUIA_SessionBoundToOperation"},
 	"UI-8": {"TestUIA_TwoSteps", "TestUIA_ConcurrentUseOfOneSession"},
 	"PW-4": {"TestChangePassword_EndsOtherSessions"},
+	// A lock and its lifting, across whoami, devices, forward auth,
+	// refresh, login and logout (and across replicas in cmd/authd).
+	"A-5": {"TestAdmin_Lock"},
 }
