@@ -48,3 +48,36 @@ func TestAdminToken_CLI(t *testing.T) {
 		t.Fatal("the revoked token is still listed")
 	}
 }
+
+// authd user admin sets and clears the admin flag, which user list shows
+// and the admin API honours at once.
+func TestUserAdmin_CLI(t *testing.T) {
+	getenv := sqliteEnv(t, "AUTHD_LISTEN=127.0.0.1:0", "AUTHD_ADMIN_API=on")
+	mustCLI(t, getenv, "", "migrate", "up")
+	const password = "promotable password"
+	secretsSeen = append(secretsSeen, password)
+	mustCLI(t, getenv, password+"\n", "user", "create", "pat", "--password-stdin")
+	s := startServe(t, getenv, "ready")
+	r := call(t, "POST", s.base+"/_matrix/client/v3/login", `{"type":"m.login.password","user":"pat","password":"`+password+`"}`, "")
+	tok, _ := r.body["access_token"].(string)
+	secretsSeen = append(secretsSeen, tok)
+	if r := call(t, "GET", s.base+"/_synapse/admin/v2/users", "", tok); r.status != 403 {
+		t.Fatalf("before the promotion: %d %s", r.status, r.raw)
+	}
+	if out := mustCLI(t, getenv, "", "user", "admin", "pat", "on"); out != "@pat:example.org is an admin\n" {
+		t.Fatalf("user admin on: %q", out)
+	}
+	if !regexp.MustCompile(`@pat:example.org\s+active,admin`).MatchString(mustCLI(t, getenv, "", "user", "list")) {
+		t.Fatal("user list does not show the admin")
+	}
+	if r := call(t, "GET", s.base+"/_synapse/admin/v2/users", "", tok); r.status != 200 {
+		t.Fatalf("after the promotion: %d %s", r.status, r.raw)
+	}
+	mustCLI(t, getenv, "", "user", "admin", "pat", "off")
+	if r := call(t, "GET", s.base+"/_synapse/admin/v2/users", "", tok); r.status != 403 {
+		t.Fatalf("after the demotion: %d %s", r.status, r.raw)
+	}
+	if _, _, err := runCLI(t, getenv, "", "user", "admin", "pat", "maybe"); err == nil {
+		t.Fatal("user admin pat maybe succeeded")
+	}
+}
