@@ -122,6 +122,21 @@ async function canConnect(port) {
     });
 }
 
+// runAuthd runs the authd CLI with run.sh's environment, writing input to
+// its standard input, and resolves to its standard output; it fails the
+// test unless the command exits 0.
+export async function runAuthd(args, input = "") {
+    const child = spawn(authdBin(), args, { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.stdin.end(input);
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0, `authd ${args.join(" ")}: ${err}`);
+    return out;
+}
+
 // Replica is one `authd serve` process.
 export class Replica {
     constructor(name, port, env) {

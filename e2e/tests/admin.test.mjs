@@ -19,7 +19,7 @@ import { after, before, describe, test } from "node:test";
 
 import { serverName } from "../lib/env.mjs";
 import { request } from "../lib/http.mjs";
-import { Replica, stopAll } from "../lib/replicas.mjs";
+import { Replica, runAuthd, stopAll } from "../lib/replicas.mjs";
 
 // The command, with the interpreter first when run.sh unpacked the package.
 const [synadmCmd, ...synadmPre] = (process.env.AUTHD_E2E_SYNADM || "synadm").split(" ");
@@ -32,20 +32,6 @@ const id = (localpart) => `@${localpart}:${serverName}`;
 
 let authd;
 let home;
-
-// runAuthd runs the authd CLI with run.sh's environment and input on its
-// standard input, and resolves to its standard output.
-async function runAuthd(args, input = "") {
-    const child = spawn(process.env.AUTHD_E2E_AUTHD, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.stdin.end(input);
-    const [code] = await once(child, "exit");
-    assert.equal(code, 0, `authd ${args.join(" ")}: ${err}`);
-    return out;
-}
 
 // configure writes synadm's configuration for authd with the given access
 // token (synadm insists on a non-empty one even to log in).

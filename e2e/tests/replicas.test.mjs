@@ -13,8 +13,6 @@
 // (and, through nginx, the one nginx reports: the loopback address the test
 // sends from).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 
@@ -22,7 +20,7 @@ import { mxid } from "../lib/env.mjs";
 import { rejectsWith } from "../lib/expect.mjs";
 import { users } from "../lib/fixtures.mjs";
 import { fetchFrom, request } from "../lib/http.mjs";
-import { Nginx, Redis, Replica, bcryptChecks, stopAll, waitFor } from "../lib/replicas.mjs";
+import { Nginx, Redis, Replica, bcryptChecks, runAuthd, stopAll, waitFor } from "../lib/replicas.mjs";
 import { createClient } from "../lib/sdk.mjs";
 
 const { heidi, ivan, judy } = users;
@@ -106,20 +104,6 @@ async function refusedWithin(replica, token, start, budgetMs) {
         // one (measured here: worst 30-80 ms flat out, 5-35 ms with this).
         await delay(2);
     }
-}
-
-// runAuthd runs the authd CLI with run.sh's environment, writing input to
-// its standard input, and resolves to its standard output.
-async function runAuthd(args, input) {
-    const child = spawn(process.env.AUTHD_E2E_AUTHD, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    child.stdin.end(input);
-    const [code] = await once(child, "exit");
-    assert.equal(code, 0, `authd ${args.join(" ")}: ${err}`);
-    return out;
 }
 
 // sum adds the differences of two arrays of counters.
