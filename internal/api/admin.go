@@ -199,7 +199,11 @@ func (a *api) hashAdminPassword(r *http.Request, pw string) (string, error) {
 	wait, ok := a.gate.acquireUntilDone(ctx)
 	a.Observer.HashWait(wait)
 	if !ok {
-		return "", ctx.Err()
+		// Only the request's end stops the wait.
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		return "", errHashBusy
 	}
 	defer a.gate.release()
 	return a.Hasher.Hash(pw)

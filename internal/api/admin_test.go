@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -594,5 +597,67 @@ func TestAdmin_LogsAndMetrics(t *testing.T) {
 				t.Errorf("the log holds the %s", name)
 			}
 		}
+	})
+}
+
+// A password an admin sets waits for a hashing slot as long as it takes,
+// where a login is shed after the queue timeout: an import script's
+// requests are served, not refused.
+func TestAdmin_PasswordQueuesForHashSlot(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		f := newAdminFixture(t, st, func(d *api.Deps) {
+			d.HashConcurrency = 1
+			d.HashQueueTimeout = 20 * time.Millisecond
+		})
+		h := f.h
+		release, holding := make(chan struct{}), make(chan struct{})
+		var held atomic.Bool
+		h.hasher.SetCompareHook(func(int) {
+			if held.CompareAndSwap(false, true) {
+				close(holding)
+				<-release
+			}
+		})
+		srv := httptest.NewServer(h.h)
+		t.Cleanup(srv.Close)
+		// Runs before srv.Close (cleanups run last first), so that a
+		// failing test does not leave the holder blocking the server.
+		var releaseOnce sync.Once
+		free := func() { releaseOnce.Do(func() { close(release) }) }
+		t.Cleanup(free)
+		holder := make(chan int, 1)
+		go func() {
+			s, _ := post(srv.URL+"/_matrix/client/v3/login", pwLogin("bob", "bob password"))
+			holder <- s
+		}()
+		<-holding // the only slot is taken
+		admin := make(chan int, 1)
+		go func() {
+			req, _ := http.NewRequest("POST", srv.URL+"/_synapse/admin/v1/reset_password/"+f.encBob,
+				strings.NewReader(`{"new_password":"queued password","logout_devices":false}`))
+			req.Header.Set("Authorization", "Bearer "+f.root)
+			s, _ := send(req)
+			admin <- s
+		}()
+		// Logins meanwhile are shed once they have waited 20 ms each; the
+		// admin's request, sent before them, is still waiting.
+		for range 3 {
+			if s, _ := post(srv.URL+"/_matrix/client/v3/login", pwLogin("root", "root password")); s != 429 {
+				t.Fatalf("a login while the slot is held got %d, want 429", s)
+			}
+		}
+		select {
+		case s := <-admin:
+			t.Fatalf("the admin's password change answered %d while the slot was held, want it queued", s)
+		default:
+		}
+		free()
+		if s := <-holder; s != 200 {
+			t.Fatalf("the login holding the slot got %d", s)
+		}
+		if s := <-admin; s != 200 {
+			t.Fatalf("the queued admin password change got %d, want 200", s)
+		}
+		h.login(pwLogin("bob", "queued password"))
 	})
 }
