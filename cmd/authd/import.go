@@ -252,7 +252,7 @@ func csvLines(in io.Reader) (func() (int, importLine, error), error) {
 			}
 			return ""
 		}
-		l := importLine{User: field("user"), PasswordHash: field("password_hash"), Password: field("password")}
+		l := importLine{User: field("user"), PasswordHash: field("password_hash")}
 		if i, ok := col["password"]; ok && i < len(rec) {
 			l.Password = rec[i] // as given: spaces may be part of it
 		}

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -610,27 +608,7 @@ func TestAdmin_PasswordQueuesForHashSlot(t *testing.T) {
 			d.HashQueueTimeout = 20 * time.Millisecond
 		})
 		h := f.h
-		release, holding := make(chan struct{}), make(chan struct{})
-		var held atomic.Bool
-		h.hasher.SetCompareHook(func(int) {
-			if held.CompareAndSwap(false, true) {
-				close(holding)
-				<-release
-			}
-		})
-		srv := httptest.NewServer(h.h)
-		t.Cleanup(srv.Close)
-		// Runs before srv.Close (cleanups run last first), so that a
-		// failing test does not leave the holder blocking the server.
-		var releaseOnce sync.Once
-		free := func() { releaseOnce.Do(func() { close(release) }) }
-		t.Cleanup(free)
-		holder := make(chan int, 1)
-		go func() {
-			s, _ := post(srv.URL+"/_matrix/client/v3/login", pwLogin("bob", "bob password"))
-			holder <- s
-		}()
-		<-holding // the only slot is taken
+		srv, holder, free := holdHashSlot(t, h, pwLogin("bob", "bob password"))
 		admin := make(chan int, 1)
 		go func() {
 			req, _ := http.NewRequest("POST", srv.URL+"/_synapse/admin/v1/reset_password/"+f.encBob,

@@ -585,7 +585,7 @@ func (a *api) handleThreePIDOwner(w http.ResponseWriter, r *http.Request) {
 	address, err2 := url.PathUnescape(chi.URLParam(r, "address"))
 	canonical, err := store.CanonicalAddress(store.Medium(medium), address)
 	if err1 != nil || err2 != nil || err != nil {
-		a.adminFailed(w, r, &matrixError{Status: http.StatusNotFound, Errcode: "M_NOT_FOUND", Message: "User not found"})
+		a.adminFailed(w, r, errUserNotFound)
 		return
 	}
 	u, err := a.Store.FindUserByThreePID(r.Context(), store.Medium(medium), canonical)

@@ -313,24 +313,8 @@ func TestAttack_HashFloodSpareOtherEndpoints(t *testing.T) {
 		other := h.login(`{"type":"m.login.password","user":"alice","password":"pw"}`).str("access_token")
 		rt := h.login(refreshLogin).str("refresh_token")
 
-		// Hold the only slot with a password check that blocks until we
-		// let it go, so the flood finds the gate full.
-		release, holding := make(chan struct{}), make(chan struct{})
-		var held atomic.Bool
-		h.hasher.SetCompareHook(func(int) {
-			if held.CompareAndSwap(false, true) {
-				close(holding)
-				<-release
-			}
-		})
-		srv := httptest.NewServer(h.h)
-		t.Cleanup(srv.Close)
-		holder := make(chan int, 1)
-		go func() {
-			s, _ := post(srv.URL+"/_matrix/client/v3/login", `{"type":"m.login.password","user":"alice","password":"pw"}`)
-			holder <- s
-		}()
-		<-holding // the holder is inside its password check, with the slot
+		// Hold the only slot, so the flood finds the gate full.
+		srv, holder, release := holdHashSlot(t, h, `{"type":"m.login.password","user":"alice","password":"pw"}`)
 
 		const flood = 40
 		statuses := make(chan int, flood)
@@ -381,7 +365,7 @@ func TestAttack_HashFloodSpareOtherEndpoints(t *testing.T) {
 		if shed != flood {
 			t.Fatalf("%d of %d flooding logins shed with 429 while the slot was held, want all", shed, flood)
 		}
-		close(release)
+		release()
 		if s := <-holder; s != 200 {
 			t.Fatalf("the login holding the slot got %d", s)
 		}
@@ -686,4 +670,34 @@ func TestAttack_KnownNetworksOff(t *testing.T) {
 		}
 		wantRateLimited(t, h.loginFrom("192.0.2.1", userLogin("alice", "pw")))
 	})
+}
+
+// holdHashSlot serves h on a test server and sends one login (body) that
+// takes the only hashing slot (HashConcurrency 1) and holds it, inside its
+// password check, until release is called; it returns once the slot is
+// held. holder gets that login's status. release is idempotent and also
+// runs at cleanup, before the server closes, so that a failing test does
+// not leave the login blocking the server. It sets h's compare hook.
+func holdHashSlot(t *testing.T, h *harness, body string) (srv *httptest.Server, holder <-chan int, release func()) {
+	t.Helper()
+	freed, holding := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	h.hasher.SetCompareHook(func(int) {
+		if held.CompareAndSwap(false, true) {
+			close(holding)
+			<-freed
+		}
+	})
+	srv = httptest.NewServer(h.h)
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	release = func() { once.Do(func() { close(freed) }) }
+	t.Cleanup(release) // runs before srv.Close: cleanups run last first
+	status := make(chan int, 1)
+	go func() {
+		s, _ := post(srv.URL+"/_matrix/client/v3/login", body)
+		status <- s
+	}()
+	<-holding
+	return srv, status, release
 }
