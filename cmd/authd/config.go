@@ -49,6 +49,9 @@ type config struct {
 	// MetricsListen, when set, is the address /metrics is served on
 	// instead of Listen.
 	MetricsListen string
+	// PprofListen, when set, is the address Go's profiler
+	// (net/http/pprof) is served on; never AUTHD_LISTEN.
+	PprofListen string
 	// DBTimeout bounds every database call of a request.
 	DBTimeout time.Duration
 	// TokenCacheTTL is how long a validated access token is believed
@@ -311,9 +314,9 @@ var settings = []setting{
 		},
 	},
 	{
-		env: "AUTHD_HASH_QUEUE_TIMEOUT", def: "1s", usedBy: forServe,
-		help: "how long a login waits for a hashing slot before 429",
-		doc:  "how long a login waits for a hashing slot before it is shed with `429`",
+		env: "AUTHD_HASH_QUEUE_TIMEOUT", def: "5s", usedBy: forServe,
+		help: "the longest wait for a hashing slot a login queues for; beyond it, 429 at once",
+		doc:  "the longest a login queues for a hashing slot. A login that finds every slot busy is queued when the wait it can expect (logins queued × the measured time of one password check ÷ slots) is within this bound, and otherwise answered `429` at once, with that expected wait as `retry_after_ms`; an admitted login whose estimate proved wrong gives up at twice the bound",
 		parse: func(v string, c *config) error {
 			d, ok := parseDuration(v, 1, maxDuration, false)
 			c.Limits.HashQueueTimeout = d
@@ -513,6 +516,23 @@ var settings = []setting{
 				return fmt.Errorf("%q is not host:port", v)
 			} else if v == c.Listen && port != "0" {
 				return fmt.Errorf("%q is AUTHD_LISTEN too; leave it empty to serve /metrics there", v)
+			}
+			return nil
+		},
+	},
+	{
+		env: "AUTHD_PPROF_LISTEN", usedBy: forServe,
+		help: "serve Go's profiler (/debug/pprof/) on this address, for performance work (empty: off)",
+		doc:  "a `host:port` that serves Go's profiler, `/debug/pprof/` (CPU, heap, goroutine and mutex profiles), for performance work; keep it on loopback: the profiles show what runs, though never a secret. Empty, the default, serves none",
+		parse: func(v string, c *config) error {
+			if v == "" {
+				return nil
+			}
+			c.PprofListen = v
+			if _, port, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("%q is not host:port", v)
+			} else if (v == c.Listen || v == c.MetricsListen) && port != "0" {
+				return fmt.Errorf("%q is already AUTHD_LISTEN or AUTHD_METRICS_LISTEN; give the profiler an address of its own", v)
 			}
 			return nil
 		},

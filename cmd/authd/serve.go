@@ -156,9 +156,20 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 		mux.Handle("GET /metrics", m.Handler())
 		servers = append(servers, server{newHTTPServer(mux, log), mln})
 	}
+	if cfg.PprofListen != "" {
+		pln, err := net.Listen("tcp", cfg.PprofListen)
+		if err != nil {
+			for _, s := range servers {
+				s.ln.Close()
+			}
+			return fmt.Errorf("AUTHD_PPROF_LISTEN: %w", err)
+		}
+		log.Info("profiler listening", slog.String("addr", pln.Addr().String()))
+		servers = append(servers, server{newHTTPServer(pprofHandler(), log), pln})
+	}
 	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("server_name", cfg.ServerName),
 		slog.String("database", databaseKindName(cfg.DatabaseURL)))
-	if len(servers) > 1 {
+	if cfg.MetricsListen != "" {
 		log.Info("metrics listening", slog.String("addr", servers[1].ln.Addr().String()))
 	}
 	// runCtx ends on SIGTERM, or when a server stops by itself (its

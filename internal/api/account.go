@@ -86,16 +86,11 @@ func (a *api) handleChangePassword(w http.ResponseWriter, r *http.Request) {
 // hashNewPassword hashes a new password at the current cost, in a hashing
 // slot like any password check.
 func (a *api) hashNewPassword(r *http.Request, pw string) (string, error) {
-	ctx := r.Context()
-	wait, ok := a.gate.acquire(ctx)
-	a.Observer.HashWait(wait)
-	if !ok {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", errHashBusy
+	slot, err := a.acquireHashSlot(r.Context())
+	if err != nil {
+		return "", err
 	}
-	defer a.gate.release()
+	defer a.gate.release(slot)
 	return a.Hasher.Hash(pw)
 }
 

@@ -195,17 +195,12 @@ func (a *api) adminFailed(w http.ResponseWriter, r *http.Request, err error) {
 // a login's, but waiting for one as long as the request lasts rather than
 // being shed: an import script's requests queue behind each other.
 func (a *api) hashAdminPassword(r *http.Request, pw string) (string, error) {
-	ctx := r.Context()
-	wait, ok := a.gate.acquireUntilDone(ctx)
+	slot, wait, err := a.gate.acquireUntilDone(r.Context())
 	a.Observer.HashWait(wait)
-	if !ok {
-		// Only the request's end stops the wait.
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		return "", errHashBusy
+	if err != nil {
+		return "", err // only the request's end stops the wait
 	}
-	defer a.gate.release()
+	defer a.gate.release(slot)
 	return a.Hasher.Hash(pw)
 }
 

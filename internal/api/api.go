@@ -145,8 +145,9 @@ type Deps struct {
 	// false keeps none.
 	LastSeenIP bool
 	// HashConcurrency bounds the password checks that run at once
-	// (GOMAXPROCS when zero); a login that waits HashQueueTimeout
-	// (defaultHashQueueTimeout when zero) for a slot is answered 429.
+	// (GOMAXPROCS when zero). HashQueueTimeout (defaultHashQueueTimeout
+	// when zero) bounds the wait for a slot: a login that can expect a
+	// longer one is answered 429 at once (see hashGate).
 	HashConcurrency  int
 	HashQueueTimeout time.Duration
 	// TokenCache, when set, is believed for a validated access token
@@ -239,6 +240,7 @@ func New(d Deps) http.Handler {
 		a.HashQueueTimeout = defaultHashQueueTimeout
 	}
 	a.gate = newHashGate(a.HashConcurrency, a.HashQueueTimeout)
+	a.gate.seedHashTime(a.Hasher.VerifyEstimate())
 	a.cache = a.TokenCache
 	if a.StoreTimeout > 0 {
 		a.Store = boundedStore{s: a.Store, timeout: a.StoreTimeout}

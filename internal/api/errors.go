@@ -64,8 +64,6 @@ var (
 	errUserLocked     = &matrixError{Status: http.StatusUnauthorized, Errcode: "M_USER_LOCKED", Message: "This account has been locked", SoftLogout: &softLogoutTrue, outcome: outcomeLocked}
 	errDeviceNotFound = &matrixError{Status: http.StatusNotFound, Errcode: "M_NOT_FOUND", Message: "Unknown device"}
 	errCheckChanged   = &matrixError{Status: http.StatusServiceUnavailable, Errcode: "M_UNKNOWN", Message: "The token check changed while the request waited; retry it."}
-	// errHashBusy sheds a login that found no hashing slot in time.
-	errHashBusy = &matrixError{Status: http.StatusTooManyRequests, Errcode: "M_LIMIT_EXCEEDED", Message: "Too Many Requests", RetryAfter: time.Second, outcome: outcomeHashBusy}
 )
 
 // badRequest is a 400 with errcode and a message of the caller's making.

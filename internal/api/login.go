@@ -160,17 +160,12 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) (loginResponse, erro
 // right and the account not over its limit of successful logins, starts
 // the session.
 func (a *api) loginWithPassword(r *http.Request, req loginRequest, u store.User, found bool, network string) (loginResponse, error) {
-	ctx := r.Context()
-	wait, ok := a.gate.acquire(ctx)
-	a.Observer.HashWait(wait)
-	if !ok {
-		if ctx.Err() != nil {
-			return loginResponse{}, ctx.Err()
-		}
-		return loginResponse{}, errHashBusy
+	slot, err := a.acquireHashSlot(r.Context())
+	if err != nil {
+		return loginResponse{}, err
 	}
-	u, err := a.checkPassword(r, req, u, found)
-	a.gate.release()
+	u, err = a.checkPassword(r, req, u, found)
+	a.gate.release(slot)
 	if err != nil {
 		return loginResponse{}, err
 	}

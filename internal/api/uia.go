@@ -169,17 +169,13 @@ func (a *api) checkUIAPassword(r *http.Request, auth jsonObject, userID string) 
 		return err
 	}
 	ctx := r.Context()
-	wait, acquired := a.gate.acquire(ctx)
-	a.Observer.HashWait(wait)
-	if !acquired {
+	slot, err := a.acquireHashSlot(ctx)
+	if err != nil {
 		attempt.refund(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return errHashBusy
+		return err
 	}
 	_, err = a.checkPassword(r, loginRequest{password: pw}, u, true)
-	a.gate.release()
+	a.gate.release(slot)
 	if !errors.Is(err, errForbidden) {
 		attempt.refund(ctx)
 	}

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/text/unicode/norm"
@@ -61,6 +62,8 @@ type Hasher struct {
 	dummies [bcrypt.MaxCost + 1]func() []byte
 	// onCompare, when set, is told the cost of every bcrypt comparison.
 	onCompare func(cost int)
+	// warmNS is how long Warm took to make the work cost's dummy hash.
+	warmNS atomic.Int64
 }
 
 // SetCompareHook makes the Hasher call fn with the cost of every bcrypt
@@ -141,10 +144,20 @@ func (h *Hasher) SetImportedPepper(pepper []byte) {
 // padded from their own cost up). Together they cost about as much as one
 // hash at the work cost. A server calls it at start, after NoteStoredCost.
 func (h *Hasher) Warm() {
-	for c := bcrypt.MinCost; c <= h.WorkCost(); c++ {
+	work := h.WorkCost()
+	for c := bcrypt.MinCost; c < work; c++ {
 		h.dummies[c]()
 	}
+	start := time.Now()
+	h.dummies[work]()
+	h.warmNS.Store(int64(time.Since(start)))
 }
+
+// VerifyEstimate is how long Warm took to make one hash at the work cost,
+// which is what a verification costs: a first estimate for those who
+// schedule verifications, before any was timed. 0 before Warm ran (or
+// when Warm found the dummy already made).
+func (h *Hasher) VerifyEstimate() time.Duration { return time.Duration(h.warmNS.Load()) }
 
 // NoteStoredCost tells the Hasher that a stored hash has this bcrypt cost.
 // A cost above the work cost raises it, so that from then on every
