@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/authd/authd/internal/ratelimit"
 	"github.com/authd/authd/internal/store"
@@ -169,13 +170,21 @@ func (a *api) failedLoginKey(ctx context.Context, who loginIdentity, u store.Use
 }
 
 // rememberNetwork records that the user logged in from network, which
-// makes it a known network (failedLoginKey). A failure is logged, not
-// fatal: the login succeeded.
+// makes it a known network (failedLoginKey). A network recorded within the
+// last tenth of KnownNetworkTTL (at most an hour) is not written again:
+// one read instead of a transaction and a commit for each login of a
+// client that logs in often. A failure is logged, not fatal: the login
+// succeeded.
 func (a *api) rememberNetwork(r *http.Request, userID, network string) {
 	if a.KnownNetworkTTL <= 0 || network == invalidIPKey {
 		return
 	}
-	if err := a.Store.RecordLoginNetwork(r.Context(), userID, network, a.Now().UTC()); err != nil {
+	now := a.Now().UTC()
+	fresh := min(a.KnownNetworkTTL/10, time.Hour)
+	if a.Store.FindLoginNetwork(r.Context(), userID, network, now.Add(-fresh)) == nil {
+		return
+	}
+	if err := a.Store.RecordLoginNetwork(r.Context(), userID, network, now); err != nil {
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "recording the login network failed", slog.String("user_id", userID), slog.Any("err", err))
 	}
 }

@@ -5,6 +5,19 @@ import (
 	"time"
 )
 
+// DeviceKey names one device of one user.
+type DeviceKey struct {
+	UserID, DeviceID string
+}
+
+// MaxDevicesPerBatch bounds how many logouts the stores delete in one
+// transaction (they batch concurrent DeleteDevice calls), and BatchTimeout
+// bounds such a transaction when no caller's context has a deadline.
+const (
+	MaxDevicesPerBatch = 256
+	BatchTimeout       = 10 * time.Second
+)
+
 // Device is a client session slot of a user. Access tokens belong to a
 // device; deleting the device revokes them.
 type Device struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/internal/groupcommit"
 )
 
 var (
@@ -42,6 +43,8 @@ type DB struct {
 	// outboxWritten, if not nil, is called after a commit that wrote one.
 	outbox        bool
 	outboxWritten func()
+	// logouts batches DeleteDevice's writes (see DeleteDevice).
+	logouts *groupcommit.Batcher[store.DeviceKey]
 }
 
 // Option tunes a DB at Open. Without options, Open uses the defaults each
@@ -93,6 +96,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	for _, opt := range opts {
 		opt(db)
 	}
+	// One batch at a time: two transactions that send a NOTIFY (migration
+	// 0003's trigger) commit one after the other anyway, so a second
+	// writer would only make smaller batches.
+	db.logouts = groupcommit.New(store.MaxDevicesPerBatch, 1, store.BatchTimeout, db.deleteDevicesBatch)
 	return db, nil
 }
 

@@ -90,35 +90,81 @@ func (db *DB) RenameDevice(ctx context.Context, userID, deviceID, displayName st
 // DeleteDevice deletes a device and, by cascade, every token of it, with
 // its outbox event (store.ReasonLogout) in the same transaction. It returns
 // store.ErrNotFound if the user has no such device.
+//
+// Concurrent calls share transactions (internal/store/internal/groupcommit):
+// a logout is a small write whose cost is mostly its commit and its
+// statement's triggers, migration 0003's NOTIFY among them, which makes
+// the commits of transactions that send one wait for each other. Each
+// batch pays those once.
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
-	if !db.outbox {
-		// One statement, no transaction around it: logout is bound by
-		// round trips to the database, and without an event there is
-		// nothing to keep together.
-		tag, err := db.pool.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
-		if err == nil && tag.RowsAffected() == 0 {
-			err = store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("postgres: delete device: %w", translate(err))
-		}
-		return nil
+	found, err := db.logouts.Do(ctx, store.DeviceKey{UserID: userID, DeviceID: deviceID})
+	if err == nil && !found {
+		err = store.ErrNotFound
 	}
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM devices WHERE user_id = $1 AND device_id = $2`, userID, deviceID)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		return db.writeEvent(ctx, tx, store.DevicesDeleted(userID, []string{deviceID}, store.ReasonLogout, time.Now()))
-	})
 	if err != nil {
 		return fmt.Errorf("postgres: delete device: %w", translate(err))
 	}
-	db.eventsCommitted()
 	return nil
+}
+
+// deleteDevicesBatch deletes the devices of a batch of DeleteDevice calls
+// in one statement and, with the outbox on, one transaction with an event
+// per device deleted. found[i] says whether keys[i] was there.
+func (db *DB) deleteDevicesBatch(ctx context.Context, keys []store.DeviceKey) ([]bool, error) {
+	users, devices := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		users[i], devices[i] = k.UserID, k.DeviceID
+	}
+	deleted := map[store.DeviceKey]bool{}
+	del := func(q querier) error {
+		rows, err := q.Query(ctx, `DELETE FROM devices d
+			USING unnest($1::text[], $2::text[]) AS gone (user_id, device_id)
+			WHERE d.user_id = gone.user_id AND d.device_id = gone.device_id
+			RETURNING d.user_id, d.device_id`, users, devices)
+		if err != nil {
+			return err
+		}
+		var k store.DeviceKey
+		_, err = pgx.ForEachRow(rows, []any{&k.UserID, &k.DeviceID}, func() error {
+			deleted[k] = true
+			return nil
+		})
+		return err
+	}
+	var err error
+	if !db.outbox {
+		// One statement, no transaction around it: without an event
+		// there is nothing to keep together.
+		err = del(db.pool)
+	} else {
+		written := map[store.DeviceKey]bool{} // a device named twice has one event
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			if err := del(tx); err != nil {
+				return err
+			}
+			now := time.Now()
+			for _, k := range keys {
+				if deleted[k] && !written[k] {
+					written[k] = true
+					if err := db.writeEvent(ctx, tx, store.DevicesDeleted(k.UserID, []string{k.DeviceID}, store.ReasonLogout, now)); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err == nil && len(written) > 0 {
+			db.eventsCommitted()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	found := make([]bool, len(keys))
+	for i, k := range keys {
+		found[i] = deleted[k]
+	}
+	return found, nil
 }
 
 // DeleteAllDevices deletes every device and token of a user, with its

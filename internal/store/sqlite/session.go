@@ -99,41 +99,65 @@ func (db *DB) RenameDevice(ctx context.Context, userID, deviceID, displayName st
 // DeleteDevice deletes a device and, by cascade, every token of it, with
 // its outbox event (store.ReasonLogout) in the same transaction. It returns
 // store.ErrNotFound if the user has no such device.
+//
+// Concurrent calls share transactions (internal/store/internal/groupcommit):
+// SQLite has one writer and syncs its log at each commit, which a logout
+// would otherwise pay alone.
 func (db *DB) DeleteDevice(ctx context.Context, userID, deviceID string) error {
-	if !db.outbox {
-		// One statement, no transaction around it: without an event
-		// there is nothing to keep together.
-		res, err := db.db.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
-		if err == nil {
-			var n int
-			if n, err = rowsAffected(res); err == nil && n == 0 {
-				err = store.ErrNotFound
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("sqlite: delete device: %w", translate(err))
-		}
-		return nil
+	found, err := db.logouts.Do(ctx, store.DeviceKey{UserID: userID, DeviceID: deviceID})
+	if err == nil && !found {
+		err = store.ErrNotFound
 	}
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID)
-		if err != nil {
-			return err
-		}
-		n, err := rowsAffected(res)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return store.ErrNotFound
-		}
-		return db.writeEvent(ctx, tx, store.DevicesDeleted(userID, []string{deviceID}, store.ReasonLogout, time.Now()))
-	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete device: %w", translate(err))
 	}
-	db.eventsCommitted()
 	return nil
+}
+
+// deleteDevicesBatch deletes the devices of a batch of DeleteDevice calls
+// in one transaction, with an event per device deleted when the outbox is
+// on. found[i] says whether keys[i] was there.
+func (db *DB) deleteDevicesBatch(ctx context.Context, keys []store.DeviceKey) ([]bool, error) {
+	found := make([]bool, len(keys))
+	wrote := false
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `DELETE FROM devices WHERE user_id = ? AND device_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		now := time.Now()
+		for i, k := range keys {
+			res, err := stmt.ExecContext(ctx, k.UserID, k.DeviceID)
+			if err != nil {
+				return err
+			}
+			n, err := rowsAffected(res)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				// Not there, or deleted for a call earlier in the batch.
+				if j := slices.Index(keys[:i], k); j >= 0 {
+					found[i] = found[j]
+				}
+				continue
+			}
+			found[i] = true
+			if err := db.writeEvent(ctx, tx, store.DevicesDeleted(k.UserID, []string{k.DeviceID}, store.ReasonLogout, now)); err != nil {
+				return err
+			}
+			wrote = wrote || db.outbox
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if wrote {
+		db.eventsCommitted()
+	}
+	return found, nil
 }
 
 // DeleteAllDevices deletes every device and token of a user, with its

@@ -25,6 +25,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/authd/authd/internal/store"
+	"github.com/authd/authd/internal/store/internal/groupcommit"
 )
 
 var (
@@ -43,6 +44,8 @@ type DB struct {
 	// outboxWritten, if not nil, is called after a commit that wrote one.
 	outbox        bool
 	outboxWritten func()
+	// logouts batches DeleteDevice's writes (see DeleteDevice).
+	logouts *groupcommit.Batcher[store.DeviceKey]
 }
 
 // Option tunes a DB at Open. Without options, Open uses the defaults each
@@ -69,6 +72,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	for _, opt := range opts {
 		opt(d)
 	}
+	d.logouts = groupcommit.New(store.MaxDevicesPerBatch, 1, store.BatchTimeout, d.deleteDevicesBatch) // one writer
 	return d, nil
 }
 
@@ -245,4 +249,15 @@ func fromNullMicros(us sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return fromMicros(us.Int64)
+}
+
+// OpenRaw opens a *sql.DB on the file at path exactly as Open opens the
+// store's (the same pragmas and durability, one connection), for tools that
+// measure what that configuration can do, such as the commit bound of
+// authd-bench. It creates the file like Open and does not migrate.
+func OpenRaw(ctx context.Context, path string) (*sql.DB, error) {
+	if _, err := prepareFile(path); err != nil {
+		return nil, err
+	}
+	return openDB(ctx, path)
 }
