@@ -10,8 +10,12 @@ PG_URL_FROM_VIRTUALENV := postgres://$$PGUSER:$$PGPASSWORD@$$PGHOST:$$PGPORT/$$P
 # cluster as for `make test`. BENCH_FLAGS go to cmd/authd-bench; SMOKE=1 adds -smoke.
 AUTHD_BENCH_DATABASE_URL ?=
 BENCH_FLAGS ?=
+# make bench runs Postgres durable, as deployed (pg_virtualenv would turn
+# fsync off); a smoke run keeps pg_virtualenv's fast mode.
+BENCH_PG_OPTIONS := -o fsync=on -o synchronous_commit=on
 ifneq ($(strip $(SMOKE)),)
 BENCH_FLAGS += -smoke
+BENCH_PG_OPTIONS :=
 endif
 
 .PHONY: help build run test test-quick redis-server test-go e2e bench bench-smoke bench-go lint fmt clean
@@ -58,12 +62,12 @@ test-go:
 e2e:
 	bash e2e/run.sh
 
-# bench: authd against this machine's bounds (bcrypt, /healthz) on a throwaway Postgres and on SQLite, and how long a revoked token lives on in another replica's cache; fails on a missed target; SMOKE=1 for seconds and no targets.
+# bench: authd against this machine's bounds (bcrypt, /healthz, the database's commit rate) on a throwaway durable Postgres (fsync on) and on SQLite, cross-checked with wrk, and how long a revoked token lives on in another replica's cache; fails on a missed target; SMOKE=1 for seconds and no targets.
 bench: build
 	$(GO) build -o bin/authd-bench ./cmd/authd-bench
 ifeq ($(strip $(AUTHD_BENCH_DATABASE_URL)),)
 	@command -v pg_virtualenv >/dev/null || { echo "make bench: needs Postgres: install postgresql and postgresql-common (pg_virtualenv), or set AUTHD_BENCH_DATABASE_URL=postgres://..." >&2; exit 1; }
-	pg_virtualenv -t sh -c 'AUTHD_BENCH_DATABASE_URL="$(PG_URL_FROM_VIRTUALENV)" ./bin/authd-bench -authd $(BIN) $(BENCH_FLAGS)'
+	pg_virtualenv $(BENCH_PG_OPTIONS) -t sh -c 'AUTHD_BENCH_DATABASE_URL="$(PG_URL_FROM_VIRTUALENV)" ./bin/authd-bench -authd $(BIN) $(BENCH_FLAGS)'
 else
 	./bin/authd-bench -authd $(BIN) $(BENCH_FLAGS)
 endif

@@ -22,6 +22,8 @@ type authd struct {
 	env     []string
 	addr    string // host:port serve listens on
 	metrics string // host:port /metrics is served on: addr, unless AUTHD_METRICS_LISTEN is set
+	pprof   string // host:port of Go's profiler (-pprof), or empty
+	store   string // the store's name (postgres, sqlite)
 	log     string // file receiving serve's stderr
 	cmd     *exec.Cmd
 	done    chan error
@@ -49,6 +51,12 @@ func newAuthd(bin, databaseURL, dir string, o options) (*authd, error) {
 	}
 	env = append(env, o.authdEnv...)
 	a := &authd{bin: bin, env: env, addr: addr, metrics: addr, log: filepath.Join(dir, "authd.log")}
+	if o.pprofDir != "" {
+		if a.pprof, err = freePort(); err != nil {
+			return nil, err
+		}
+		a.env = append(a.env, "AUTHD_PPROF_LISTEN="+a.pprof)
+	}
 	for _, kv := range o.authdEnv {
 		if v, ok := strings.CutPrefix(kv, "AUTHD_METRICS_LISTEN="); ok && v != "" {
 			a.metrics = dialable(v)
@@ -102,6 +110,8 @@ func (a *authd) replica(log string) (*authd, error) {
 			kv = "AUTHD_LISTEN=" + addr
 		case metricsListen != "" && strings.HasPrefix(kv, "AUTHD_METRICS_LISTEN="):
 			kv = "AUTHD_METRICS_LISTEN=" + metricsListen
+		case strings.HasPrefix(kv, "AUTHD_PPROF_LISTEN="):
+			continue // one profiled process is enough, and the port is a's
 		}
 		b.env = append(b.env, kv)
 	}

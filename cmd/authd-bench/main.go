@@ -41,7 +41,7 @@ type options struct {
 	cost         int
 	queueTimeout time.Duration
 	conns        int
-	loginConns   int
+	wrk          string // the outside load generator's binary
 	logoutTokens int
 	flood        float64
 	authdEnv     []string
@@ -51,6 +51,9 @@ type options struct {
 	// scenario revokes.
 	revocationRounds int
 	nginxVersion     string // nginx -v, when a scenario needs nginx
+	// pprofDir, when set, receives a CPU profile of authd over each
+	// scenario's measured window (AUTHD_PPROF_LISTEN).
+	pprofDir string
 }
 
 type stringList []string
@@ -71,16 +74,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.smoke, "smoke", false, "a seconds-long run that checks the bench works; no target is asserted")
 	fs.StringVar(&o.out, "out", "bench/results.json", "write the results as JSON here (empty: don't)")
 	fs.IntVar(&o.cost, "cost", 10, "AUTHD_BCRYPT_COST")
-	fs.DurationVar(&o.queueTimeout, "hash-queue-timeout", time.Second, "AUTHD_HASH_QUEUE_TIMEOUT")
+	fs.DurationVar(&o.queueTimeout, "hash-queue-timeout", 5*time.Second, "AUTHD_HASH_QUEUE_TIMEOUT: the longest wait for a hashing slot a login queues for (authd's default)")
 	fs.IntVar(&o.conns, "conns", 32, "connections of the scenarios that do not hash (healthz, whoami, verify, logout, refresh)")
-	fs.IntVar(&o.loginConns, "login-conns", 0, "connections of the login scenarios (0: twice authd's CPUs, so every hashing slot stays busy and none is shed)")
-	fs.IntVar(&o.logoutTokens, "logout-tokens", 0, "access tokens minted for the logout scenario (0: enough for this machine with a margin, 100000 on Postgres, 30000 on SQLite)")
+	fs.StringVar(&o.wrk, "wrk", "wrk", "the outside load generator (Debian's wrk) that whoami and login are cross-checked with")
+	fs.IntVar(&o.logoutTokens, "logout-tokens", 0, "access tokens minted for the two logout scenarios (0: enough for this machine with a margin, 120000 on Postgres, 60000 on SQLite)")
 	fs.Float64Var(&o.flood, "flood", 4, "the login flood's offered rate, in multiples of the bcrypt bound")
 	fs.Var((*stringList)(&o.authdEnv), "authd-env", "KEY=VALUE added to authd's environment (repeatable), e.g. AUTHD_TOKEN_CACHE_TTL=0")
 	fs.StringVar(&o.nginx, "nginx", "/usr/sbin/nginx", "the nginx binary of the "+nginxScenario+" scenario (postgres)")
 	fs.IntVar(&o.revocationRounds, "revocation-rounds", 200, "tokens the "+revocationScenario+" scenario revokes on one replica and times until the other refuses them")
+	fs.StringVar(&o.pprofDir, "pprof", "", "write a CPU profile of authd over each scenario's measured window into this directory (<store>-<scenario>.pprof; read with go tool pprof -top)")
 	scenarios := fs.String("scenarios", "", "run only these scenarios (comma-separated names); targets are then not asserted")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -97,6 +102,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		o.nginxVersion = v
+	}
+	if len(o.scenarios) == 0 || slices.ContainsFunc(o.scenarios, isWrkScenario) {
+		if o.wrk, err = checkWrk(o.wrk); err != nil {
+			return err
+		}
 	}
 	if o.smoke {
 		o.warmup, o.duration = 200*time.Millisecond, 500*time.Millisecond

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -54,33 +55,79 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// checks computes the four targets of one store.
+// dendriteWhoamiP99C8 is Dendrite v0.13.8's whoami p99 at 8 connections,
+// in ms, measured beside authd on this kind of machine (2 cores, durable
+// Postgres 15, wrk): the tail authd's must stay below.
+const dendriteWhoamiP99C8 = 4.8
+
+// okPerSecond is a row's rate of expected answers (a shed login is not a
+// login).
+func okPerSecond(s scenarioResult) float64 {
+	if s.WindowS <= 0 {
+		return 0
+	}
+	return float64(s.Requests-s.Errors) / s.WindowS
+}
+
+// checks computes the targets of one store.
 func checks(sr storeResult, o options) []check {
 	healthz, whoami, verify := row(sr, "healthz"), row(sr, "whoami"), row(sr, "verify")
-	login, flood := row(sr, "login"), row(sr, "whoami-during-login-flood")
-	cs := []check{
-		newCheck("login efficiency", ratio(login.PerSecond, sr.Bounds.BcryptPerSecond), ">=", 0.90,
-			fmt.Sprintf("%.1f logins/s / bcrypt bound %.1f/s", login.PerSecond, sr.Bounds.BcryptPerSecond)),
+	bound := sr.Bounds.BcryptPerSecond
+	oneCore := row(sr, "bcrypt-one-core").PerSecond
+	c := newCheck("durable commits", b2f(sr.Durable), ">=", 1, sr.Durability+": the figures are what a deployment sees only with durable commits")
+	cs := []check{c}
+	for _, lv := range []struct {
+		name   string
+		bound  float64
+		target float64
+		what   string
+	}{
+		{"login-c1", oneCore, 0.93, "the one-core bound"},
+		{"login-c8", bound, 0.95, "the bcrypt bound"},
+		{"login-c64", bound, 0.95, "the bcrypt bound"},
+	} {
+		r := row(sr, lv.name)
+		cs = append(cs, newCheck("login efficiency ("+strings.TrimPrefix(lv.name, "login-")+")", ratio(okPerSecond(r), lv.bound), ">=", lv.target,
+			fmt.Sprintf("%.1f logins/s / %s %.1f/s", okPerSecond(r), lv.what, lv.bound)))
+	}
+	burst := row(sr, "login-c64")
+	cs = append(cs, newCheck("login burst (c64) refused", ratio(float64(burst.Errors), float64(burst.Requests)), "<=", 0,
+		fmt.Sprintf("%d of %d logins of a 64-client burst answered other than 200 (statuses %v)", burst.Errors, burst.Requests, burst.Statuses)))
+	for _, c := range []int{8, 64} {
+		lo, cb := row(sr, fmt.Sprintf("logout-c%d", c)), row(sr, fmt.Sprintf("commit-bound-c%d", c))
+		cs = append(cs, newCheck(fmt.Sprintf("logout / commit bound (c%d)", c), ratio(okPerSecond(lo), cb.PerSecond), ">=", 0.8,
+			fmt.Sprintf("%.0f logouts/s / %.0f one-row deletes/s", okPerSecond(lo), cb.PerSecond)))
+	}
+	cs = append(cs,
 		newCheck("validation efficiency (whoami)", ratio(whoami.PerSecond, healthz.PerSecond), ">=", 0.50,
 			fmt.Sprintf("%.0f/s / healthz %.0f/s", whoami.PerSecond, healthz.PerSecond)),
 		newCheck("validation efficiency (verify)", ratio(verify.PerSecond, healthz.PerSecond), ">=", 0.50,
 			fmt.Sprintf("%.0f/s / healthz %.0f/s", verify.PerSecond, healthz.PerSecond)),
-		newCheck("isolation (whoami p99)", ratio(flood.P99, whoami.P99), "<=", 5,
-			fmt.Sprintf("p99 %.2fms during the flood / %.2fms alone", flood.P99, whoami.P99)),
+		newCheck("whoami p99 at c8 (ms)", row(sr, "whoami-c8").P99, "<=", dendriteWhoamiP99C8,
+			fmt.Sprintf("p50 %.2fms; Dendrite v0.13.8's p99 on such a machine: %.1fms", row(sr, "whoami-c8").P50, dendriteWhoamiP99C8)),
+	)
+	for _, name := range []string{"whoami", "verify"} {
+		alone, flood := row(sr, name), row(sr, name+"-during-login-flood")
+		cs = append(cs, newCheck("isolation ("+name+" p99)", ratio(flood.P99, alone.P99), "<=", 3,
+			fmt.Sprintf("p99 %.2fms during the flood / %.2fms alone", flood.P99, alone.P99)))
 	}
-	// Every shed login answered within the queue timeout and 50 ms; and
-	// the flood must really have overrun the hashing, or there is nothing
-	// to check.
-	limit := float64(o.queueTimeout.Milliseconds() + 50)
+	// A flood beyond what the CPUs hash is shed at once: the slowest shed
+	// login is answered within shedMaxMS; and the flood must really have
+	// overrun the hashing, or there is nothing to check.
 	shed := sr.Flood.Statuses["429"]
-	c := newCheck("isolation (shed logins)", sr.Flood.ShedMaxMS, "<=", limit,
-		fmt.Sprintf("%d of %d flood logins shed with 429, slowest in %.1fms; %d not sent (no free connection)",
-			shed, sr.Flood.Sent, sr.Flood.ShedMaxMS, sr.Flood.Missed))
+	c = newCheck("flood shed at once (slowest, ms)", sr.Flood.ShedMaxMS, "<=", shedMaxMS,
+		fmt.Sprintf("%d of %d flood logins shed with 429 (p50 %.1fms); %d served, p99 %.0fms (bound %s); %d not sent (no free connection)",
+			shed, sr.Flood.Sent, sr.Flood.ShedP50MS, sr.Flood.Statuses["200"], sr.Flood.SuccessP99MS, o.queueTimeout, sr.Flood.Missed))
 	if shed == 0 || sr.Flood.Missed > sr.Flood.Sent/100 {
 		c.Pass = false
 		c.Detail += ": the flood did not overrun the hashing as offered"
 	}
 	cs = append(cs, c)
+	for _, name := range []string{"whoami-c8", "login-c8"} {
+		own, outside := row(sr, name), row(sr, name+"-wrk")
+		cs = append(cs, newCheck("wrk agrees ("+name+")", math.Abs(ratio(outside.PerSecond, own.PerSecond)-1), "<=", 0.10,
+			fmt.Sprintf("wrk %.1f/s, p99 %.2fms; authd-bench %.1f/s, p99 %.2fms", outside.PerSecond, outside.P99, own.PerSecond, own.P99)))
+	}
 	cs = append(cs, newCheck("peak RSS (MiB)", sr.PeakRSSMiB, "<=", 100, "authd's VmHWM over the whole run"))
 	if p := row(sr, nginxScenario).Proxy; p != nil {
 		c := newCheck("nginx balance (least share)", p.leastShare(), ">=", minReplicaShare,
@@ -91,10 +138,22 @@ func checks(sr storeResult, o options) []check {
 	return cs
 }
 
+// shedMaxMS bounds the slowest shed login of the flood: a refusal is
+// decided at once, so this is the machine's scheduling delay under a
+// saturated CPU, not a wait.
+const shedMaxMS = 100
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // printStore prints one store's table, bounds and ratios.
 func printStore(w io.Writer, sr storeResult, o options) {
-	fmt.Fprintf(w, "\n== %s: authd on %d CPUs, bcrypt cost %d, rate limits off, %s warm-up + %s measured per scenario (generator: %s/%s, GOMAXPROCS %d) ==\n",
-		sr.Store, sr.AuthdCPUs, o.cost, o.warmup, o.duration, runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(w, "\n== %s (%s): authd on %d CPUs, bcrypt cost %d, hash queue bound %s, rate limits off, %s warm-up + %s measured per scenario (generator: %s/%s, GOMAXPROCS %d) ==\n",
+		sr.Store, sr.Durability, sr.AuthdCPUs, o.cost, o.queueTimeout, o.warmup, o.duration, runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tconns\treq/s\tp50 ms\tp99 ms\terrors\tauthd CPU\tgen CPU\tother CPU\tauthd µs/req\t")
 	for _, s := range sr.Scenarios {
@@ -111,8 +170,9 @@ func printStore(w io.Writer, sr storeResult, o options) {
 	fmt.Fprintf(w, "login flood: %.0f/s offered on %d connections, %d sent, %d not sent; answers %v; %.1f logins/s succeeded (p99 %.0fms); shed p50 %.0fms, max %.0fms\n",
 		f.OfferedRate, f.Conns, f.Sent, f.Missed, f.Statuses, f.OKPerSecond, f.SuccessP99MS, f.ShedP50MS, f.ShedMaxMS)
 	b := sr.Bounds
-	fmt.Fprintf(w, "bounds: bcrypt %.1f logins/s (%d CPUs / %.2fms per comparison; internal/password Verify %.2fms); HTTP %.0f req/s (/healthz)\n",
-		b.BcryptPerSecond, sr.AuthdCPUs, b.BcryptMS, b.HasherVerifyMS, b.HTTPPerSecond)
+	fmt.Fprintf(w, "bounds: bcrypt %.1f logins/s (%d goroutines, mean of before and after the logins; one core %.1f/s; one comparison alone %.2fms, internal/password Verify %.2fms); HTTP %.0f req/s (/healthz); database commits %.0f/s at c8, %.0f/s at c64 (one-row DELETE)\n",
+		b.BcryptPerSecond, sr.AuthdCPUs, row(sr, "bcrypt-one-core").PerSecond, b.BcryptMS, b.HasherVerifyMS, b.HTTPPerSecond,
+		row(sr, "commit-bound-c8").PerSecond, row(sr, "commit-bound-c64").PerSecond)
 	if r := sr.Revocation; r != nil {
 		// No target: the figure is the notice's path (NOTIFY, or SQLite's
 		// 50 ms poll) on a loaded machine, and the token cache's lifetime

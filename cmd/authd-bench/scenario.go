@@ -142,10 +142,14 @@ type target struct {
 	addr  string // host:port the connections are made to
 	authd []int  // authd's processes: their CPU time is the row's authd CPU
 	proxy []int  // nginx's processes in front of them, if any
+	pprof string // authd's profiler (host:port), or empty
+	store string // the store's name, for the profile's file name
 }
 
 // direct is authd itself, without a proxy.
-func direct(a *authd) target { return target{addr: a.addr, authd: []int{a.pid()}} }
+func direct(a *authd) target {
+	return target{addr: a.addr, authd: []int{a.pid()}, pprof: a.pprof, store: a.store}
+}
 
 // closedLoad runs a closed-loop scenario on authd and returns its row.
 func closedLoad(a *authd, o options, name string, conns int, ok func(int) bool, newWorker func(i int) bench.Worker) (scenarioResult, error) {
@@ -155,6 +159,8 @@ func closedLoad(a *authd, o options, name string, conns int, ok func(int) bool, 
 // closedLoadOn runs a closed-loop scenario on t and returns its row.
 func closedLoadOn(t target, o options, name string, conns int, ok func(int) bool, newWorker func(i int) bench.Worker) (scenarioResult, error) {
 	m := meterWindow(t, o.warmup, o.duration)
+	profiled := profileWindow(t, o, name)
+	defer profiled()
 	r, err := bench.Closed{
 		Addr: t.addr, Conns: conns, Warmup: o.warmup, Duration: o.duration,
 		NewWorker: newWorker, OK: ok,

@@ -6,8 +6,8 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -18,10 +18,15 @@ import (
 
 // storeResult is everything measured on one store.
 type storeResult struct {
-	Store     string           `json:"store"`
-	AuthdCPUs int              `json:"authd_cpus"`
-	Bounds    bounds           `json:"bounds"`
-	Scenarios []scenarioResult `json:"scenarios"`
+	Store string `json:"store"`
+	// Durability is how the database commits (fsync and friends on
+	// Postgres, the journal mode and synchronous level on SQLite); Durable
+	// says an acknowledged commit survives a crash.
+	Durability string           `json:"durability"`
+	Durable    bool             `json:"durable"`
+	AuthdCPUs  int              `json:"authd_cpus"`
+	Bounds     bounds           `json:"bounds"`
+	Scenarios  []scenarioResult `json:"scenarios"`
 	// Flood is the open-loop login flood that ran beside the
 	// whoami-during-login-flood row.
 	Flood      floodResult `json:"login_flood"`
@@ -78,21 +83,21 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 	if err != nil {
 		return sr, err
 	}
-	// Before authd runs, its CPUs are taken to be this process's: both
-	// inherit the same affinity. The bound uses authd's own count.
-	loginConns := o.loginConns
-	if loginConns <= 0 {
-		loginConns = 2 * runtime.NumCPU()
+	a.store = kind
+	if sr.Durability, sr.Durable, err = durability(ctx, db, dir); err != nil {
+		return sr, fmt.Errorf("read the database's durability: %w", err)
 	}
-	users := max(loginConns, 4)
+	// One user per login connection, so that no account is a hot row.
+	users := slices.Max(loginLevels)
 	// Each logout spends a token: mint enough for the warm-up and the
-	// window at the rate this store reaches (about 8000/s on Postgres and
-	// 2000/s on SQLite here), with a margin. A row that runs out says so.
+	// window of both logout rows at the rate this store reaches (about
+	// 3000/s on durable Postgres and 1500/s on SQLite here), with a margin.
+	// A row that runs out says so.
 	logoutTokens := o.logoutTokens
 	if logoutTokens <= 0 {
-		logoutTokens = map[string]int{"postgres": 100000, "sqlite": 30000}[kind]
+		logoutTokens = map[string]int{"postgres": 120000, "sqlite": 60000}[kind]
 	}
-	progress(logw, "%s: migrating, creating %d users with the CLI, minting %d sessions", kind, users, 2*o.conns+logoutTokens)
+	progress(logw, "%s (%s): migrating, creating %d users with the CLI, minting %d sessions", kind, sr.Durability, users, 2*o.conns+logoutTokens)
 	if err := a.run(ctx, "", "migrate", "up"); err != nil {
 		return sr, err
 	}
@@ -129,7 +134,7 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 		return sr, err
 	}
 	sr.Bounds.BcryptMS, sr.Bounds.HasherVerifyMS = ms(bc), ms(hv)
-	sr.Bounds.BcryptPerSecond = float64(sr.AuthdCPUs) / bc.Seconds()
+	sr.Bounds.BcryptPerSecond = bcryptPerSecond(sr) // until the bound rows refine it
 
 	host := a.addr
 	add := func(s scenarioResult, err error) error {
@@ -149,12 +154,26 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 	whoami := func(tok string) bench.Request { return bench.NewRequest("GET", host, whoamiPath, "", bearer(tok)) }
 	verify := func(tok string) bench.Request {
 		// As nginx's auth_request sends it.
-		return bench.NewRequest("GET", host, "/_authd/verify", "", bearer(tok), "X-Original-URI: /_matrix/client/v3/sync?timeout=30000", "X-Original-Method: GET")
+		return bench.NewRequest("GET", host, "/_authd/verify", "", bearer(tok), verifyHeaders[0], verifyHeaders[1])
 	}
 	login := func(user, pw string) func(int) bench.Worker {
 		return func(i int) bench.Worker {
 			return bench.Fixed(bench.NewRequest("POST", host, loginPath, loginBody(user+fmt.Sprint(i%users), pw)))
 		}
+	}
+	// The logout tokens, half for each logout row.
+	logoutHalves := [][]string{m.logout[:len(m.logout)/2], m.logout[len(m.logout)/2:]}
+	logout := func(conns int, toks []string) func(int) bench.Worker {
+		return func(i int) bench.Worker {
+			var reqs []bench.Request
+			for j := i; j < len(toks); j += conns {
+				reqs = append(reqs, bench.NewRequest("POST", host, "/_matrix/client/v3/logout", "", bearer(toks[j])))
+			}
+			return bench.NewQueue(reqs)
+		}
+	}
+	bcryptRow := func(name string, workers int) error {
+		return add(bcryptBound(o, name, workers), nil)
 	}
 
 	steps := []struct {
@@ -166,32 +185,49 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 		}},
 		{"whoami", func() error { return add(closedLoad(a, o, "whoami", o.conns, is(200), perConn(m.access, whoami))) }},
 		{"verify", func() error { return add(closedLoad(a, o, "verify", o.conns, is(200), perConn(m.access, verify))) }},
-		{"logout", func() error {
-			return add(closedLoad(a, o, "logout", o.conns, is(200), func(i int) bench.Worker {
-				var reqs []bench.Request
-				for j := i; j < len(m.logout); j += o.conns {
-					reqs = append(reqs, bench.NewRequest("POST", host, "/_matrix/client/v3/logout", "", bearer(m.logout[j])))
-				}
-				return bench.NewQueue(reqs)
-			}))
+		{"whoami-c8", func() error { return add(closedLoad(a, o, "whoami-c8", 8, is(200), perConn(m.access, whoami))) }},
+		{"whoami-c8-wrk", func() error {
+			return add(wrkLoad(ctx, direct(a), o, dir, "whoami-c8-wrk", 8, "GET", whoamiPath, "", bearer(m.access[0])))
+		}},
+		// Each logout row right after the database's own bound at its
+		// concurrency, so that both see the same machine.
+		{"commit-bound-c8", func() error { return add(commitBound(ctx, db, dir, 8, o)) }},
+		{"logout-c8", func() error { return add(closedLoad(a, o, "logout-c8", 8, is(200), logout(8, logoutHalves[0]))) }},
+		{"commit-bound-c64", func() error { return add(commitBound(ctx, db, dir, 64, o)) }},
+		{"logout-c64", func() error {
+			return add(closedLoad(a, o, "logout-c64", 64, is(200), logout(64, logoutHalves[1])))
 		}},
 		{"refresh", func() error {
 			return add(closedLoad(a, o, "refresh", o.conns, is(200), func(i int) bench.Worker {
 				return &refreshChain{host: host, rt: m.refresh[i]}
 			}))
 		}},
-		{"login", func() error {
-			return add(closedLoad(a, o, "login", loginConns, is(200), login("bench", benchPassword)))
+		// The bcrypt bound is measured before and after the logins (the
+		// machine's speed drifts), in this process with authd idle.
+		{"bcrypt-one-core", func() error { return bcryptRow("bcrypt-one-core", 1) }},
+		{"login-c1", func() error { return add(closedLoad(a, o, "login-c1", 1, is(200), login("bench", benchPassword))) }},
+		{"bcrypt-bound", func() error { return bcryptRow("bcrypt-bound", sr.AuthdCPUs) }},
+		{"login-c8", func() error { return add(closedLoad(a, o, "login-c8", 8, is(200), login("bench", benchPassword))) }},
+		{"login-c8-wrk", func() error {
+			return add(wrkLoad(ctx, direct(a), o, dir, "login-c8-wrk", 8, "POST", loginPath, loginBody(userName(0), benchPassword)))
 		}},
+		{"login-c64", func() error {
+			return add(closedLoad(a, o, "login-c64", 64, is(200), login("bench", benchPassword)))
+		}},
+		{"bcrypt-bound-after", func() error { return bcryptRow("bcrypt-bound-after", sr.AuthdCPUs) }},
 		{"login-wrong-password", func() error {
-			return add(closedLoad(a, o, "login-wrong-password", loginConns, is(403), login("bench", "wrong "+benchPassword)))
+			return add(closedLoad(a, o, "login-wrong-password", 8, is(403), login("bench", "wrong "+benchPassword)))
 		}},
 		{"login-unknown-user", func() error {
-			return add(closedLoad(a, o, "login-unknown-user", loginConns, is(403), login("nobody", benchPassword)))
+			return add(closedLoad(a, o, "login-unknown-user", 8, is(403), login("nobody", benchPassword)))
 		}},
 		{"whoami-during-login-flood", func() error {
-			s, f, err := isolation(a, o, sr.Bounds.BcryptPerSecond, m.access)
+			s, f, err := isolation(a, o, sr.Bounds.BcryptPerSecond, "whoami-during-login-flood", perConn(m.access, whoami))
 			sr.Flood = f
+			return add(s, err)
+		}},
+		{"verify-during-login-flood", func() error {
+			s, _, err := isolation(a, o, sr.Bounds.BcryptPerSecond, "verify-during-login-flood", perConn(m.access, verify))
 			return add(s, err)
 		}},
 		// Last, so that a second replica (and nginx) runs beside no other
@@ -219,6 +255,9 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 		if err := step.run(); err != nil {
 			return sr, err
 		}
+		if strings.HasPrefix(step.name, "bcrypt-bound") {
+			sr.Bounds.BcryptPerSecond = bcryptPerSecond(sr)
+		}
 	}
 	peak, err := bench.PeakRSS(a.pid())
 	if err != nil {
@@ -230,14 +269,24 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 	return sr, nil
 }
 
-// isolation runs whoami as in its own scenario while a login flood is
-// offered at o.flood times the bcrypt bound, open-loop: far more than
-// authd can hash, so most logins wait out the queue timeout and are shed.
-func isolation(a *authd, o options, bound float64, tokens []string) (scenarioResult, floodResult, error) {
+// loginLevels are the concurrencies logins are measured at: one client,
+// a few, and a burst (with o.cost 10 on 2 CPUs, a c64 burst queues about
+// 2 s for hashing slots, within the default bound).
+var loginLevels = []int{1, 8, 64}
+
+// verifyHeaders are what nginx's auth_request adds to /_authd/verify.
+var verifyHeaders = [2]string{"X-Original-URI: /_matrix/client/v3/sync?timeout=30000", "X-Original-Method: GET"}
+
+// isolation runs a cheap request (whoami, verify) as in its own scenario
+// while a login flood is offered at o.flood times the bcrypt bound,
+// open-loop: far more than authd can hash, so that the queue for hashing
+// slots fills to its bound and the rest is shed.
+func isolation(a *authd, o options, bound float64, name string, newWorker func(int) bench.Worker) (scenarioResult, floodResult, error) {
 	rate := o.flood * bound
-	// Enough connections for every login in flight: each waits at most
-	// the queue timeout, plus a hash and some slack.
-	floodConns := int(math.Ceil(rate*(o.queueTimeout.Seconds()+0.5))) + 8
+	// Enough connections for every login in flight: the admitted ones
+	// (at most the bound's worth of hashing) wait up to the bound, plus
+	// a hash; the shed ones are answered at once.
+	floodConns := int(math.Ceil(bound*(o.queueTimeout.Seconds()+1)+rate*0.5)) + 16
 	host := a.addr
 	var fl bench.OpenResult
 	var ferr error
@@ -249,9 +298,7 @@ func isolation(a *authd, o options, bound float64, tokens []string) (scenarioRes
 			Request: bench.NewRequest("POST", host, loginPath, loginBody(userName(0), benchPassword)),
 		}.Run()
 	}()
-	s, err := closedLoad(a, o, "whoami-during-login-flood", o.conns, is(200), func(i int) bench.Worker {
-		return bench.Fixed(bench.NewRequest("GET", host, whoamiPath, "", bearer(tokens[i%len(tokens)])))
-	})
+	s, err := closedLoad(a, o, name, o.conns, is(200), newWorker)
 	<-done
 	if err == nil {
 		err = ferr
@@ -303,6 +350,44 @@ func timeBcrypt(cost, n int) (compare, verify time.Duration, err error) {
 	compare = median(func() { bcrypt.CompareHashAndPassword(hash, []byte(benchPassword)) })
 	verify = median(func() { h.Verify(stored, benchPassword) })
 	return compare, verify, nil
+}
+
+// bcryptBound measures bcrypt comparisons at the run's cost in this
+// process, from workers goroutines, authd idle: with one worker the
+// one-core bound of a lone client's logins, with authd's CPUs the bound of
+// every login path.
+func bcryptBound(o options, name string, workers int) scenarioResult {
+	hash, err := bcrypt.GenerateFromPassword([]byte(benchPassword), o.cost)
+	if err != nil {
+		panic(err) // only an invalid cost fails, and the run checked it
+	}
+	r := bench.Calls{Workers: workers, Warmup: o.warmup / 4, Duration: o.duration / 2, Call: func(int) error {
+		return bcrypt.CompareHashAndPassword(hash, []byte(benchPassword))
+	}}.Run()
+	s := fromClosed(name, workers, r)
+	s.Note = fmt.Sprintf("bcrypt comparisons at cost %d on %d goroutines in this process, authd idle", o.cost, workers)
+	return s
+}
+
+// bcryptPerSecond is the bcrypt bound of every login path: the mean of
+// the bounds measured before and after the login rows, or, without them,
+// authd's CPUs over one comparison's median time.
+func bcryptPerSecond(sr storeResult) float64 {
+	var sum float64
+	var n int
+	for _, name := range []string{"bcrypt-bound", "bcrypt-bound-after"} {
+		if r := row(sr, name); r.PerSecond > 0 {
+			sum += r.PerSecond
+			n++
+		}
+	}
+	if n > 0 {
+		return sum / float64(n)
+	}
+	if sr.Bounds.BcryptMS <= 0 {
+		return 0
+	}
+	return float64(sr.AuthdCPUs) / (sr.Bounds.BcryptMS / 1e3)
 }
 
 func row(sr storeResult, name string) scenarioResult {

@@ -290,3 +290,46 @@ func (l Open) Run() (OpenResult, error) {
 	}
 	return res, nil
 }
+
+// Calls is a closed loop of function calls instead of HTTP requests: Workers
+// goroutines, each calling Call again as soon as it returns, counted like
+// Closed's requests (a nil error as status 200, an error as 0). It measures
+// what authd's requests are compared with, such as the database's own
+// commit rate.
+type Calls struct {
+	Workers  int
+	Warmup   time.Duration
+	Duration time.Duration
+	Call     func(worker int) error
+}
+
+// Run drives the calls and returns what it measured.
+func (l Calls) Run() Result {
+	start := time.Now().Add(l.Warmup)
+	end := start.Add(l.Duration)
+	samples := make([][]sample, l.Workers)
+	var wg sync.WaitGroup
+	for i := range l.Workers {
+		wg.Go(func() {
+			var own []sample
+			for {
+				t0 := time.Now()
+				err := l.Call(i)
+				t1 := time.Now()
+				if !t1.Before(start) && t1.Before(end) {
+					s := sample{done: t1, latency: t1.Sub(t0), status: 200, ok: err == nil}
+					if err != nil {
+						s.status = 0
+					}
+					own = append(own, s)
+				}
+				if !t1.Before(end) {
+					break
+				}
+			}
+			samples[i] = own
+		})
+	}
+	wg.Wait()
+	return collect(samples, start, end, false)
+}
