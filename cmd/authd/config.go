@@ -523,7 +523,7 @@ var settings = []setting{
 	{
 		env: "AUTHD_PPROF_LISTEN", usedBy: forServe,
 		help: "serve Go's profiler (/debug/pprof/) on this address, for performance work (empty: off)",
-		doc:  "a `host:port` that serves Go's profiler, `/debug/pprof/` (CPU, heap, goroutine and mutex profiles), for performance work; keep it on loopback: the profiles show what runs, though never a secret. Empty, the default, serves none",
+		doc:  "a `host:port` that serves Go's profiler, `/debug/pprof/` (CPU, heap and goroutine profiles, execution traces), for performance work; keep it on loopback: the profiles show what runs and where, never a secret (the command line is not served). Empty, the default, serves none",
 		parse: func(v string, c *config) error {
 			if v == "" {
 				return nil

@@ -516,15 +516,18 @@ func TestServe_SIGTERMDrains(t *testing.T) {
 }
 
 // metricsAddr is the address of the "metrics listening" log line.
-func metricsAddr(t *testing.T, log string) string {
+func metricsAddr(t *testing.T, log string) string { return listeningAddr(t, log, "metrics listening") }
+
+// listeningAddr returns the address of serve's log line msg.
+func listeningAddr(t *testing.T, log, msg string) string {
 	t.Helper()
 	for line := range strings.SplitSeq(log, "\n") {
 		var l logLine
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "metrics listening" {
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg {
 			return l.Addr
 		}
 	}
-	t.Fatalf("no metrics listening line in\n%s", log)
+	t.Fatalf("no %q line in\n%s", msg, log)
 	return ""
 }
 
@@ -581,6 +584,33 @@ func TestServe_Metrics(t *testing.T) {
 			t.Fatalf("the metrics listener answered /login with %d", resp.StatusCode)
 		}
 	})
+}
+
+// AUTHD_PPROF_LISTEN serves Go's profiler on an address of its own, never
+// on the main listener, and not the command line (a flag may hold a
+// secret).
+func TestServe_PprofListener(t *testing.T) {
+	s := startServe(t, sqliteEnv(t, "AUTHD_LISTEN=127.0.0.1:0", "AUTHD_MIGRATE=true", "AUTHD_PPROF_LISTEN=127.0.0.1:0"), "ready")
+	paddr := listeningAddr(t, s.log(), "profiler listening")
+	status := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := status("http://" + paddr + "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("the profiler's goroutine profile: %d %.200s", code, body)
+	}
+	if code, body := status("http://" + paddr + "/debug/pprof/cmdline"); code == 200 && strings.Contains(body, "serve") {
+		t.Fatalf("the profiler serves the command line: %d %q", code, body)
+	}
+	if r := call(t, "GET", s.base+"/debug/pprof/", "", ""); r.status != 404 {
+		t.Fatalf("/debug/pprof/ on the main listener = %d %s", r.status, r.raw)
+	}
 }
 
 // The auto log format is JSON when stderr is not a terminal: a container's

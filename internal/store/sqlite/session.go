@@ -30,7 +30,7 @@ func (db *DB) FindSessionByAccessToken(ctx context.Context, h store.TokenHash) (
 	var tokenCreatedAt int64
 	var expiresAt sql.NullInt64
 	var err error
-	s.User, err = scanUserAnd(db.db.QueryRowContext(ctx,
+	s.User, err = scanUserAnd(db.reads().QueryRowContext(ctx,
 		`SELECT `+userColumnsU+`,
 		        t.token_hash, t.user_id, t.device_id, t.created_at, t.expires_at, t.pending
 		 FROM access_tokens t JOIN users u ON u.user_id = t.user_id
@@ -50,7 +50,7 @@ const deviceColumns = `user_id, device_id, display_name, created_at, last_seen_a
 
 // FindDevice returns one device of a user, or store.ErrNotFound.
 func (db *DB) FindDevice(ctx context.Context, userID, deviceID string) (store.Device, error) {
-	d, err := scanDevice(db.db.QueryRowContext(ctx,
+	d, err := scanDevice(db.reads().QueryRowContext(ctx,
 		`SELECT `+deviceColumns+` FROM devices WHERE user_id = ? AND device_id = ?`, userID, deviceID))
 	if err != nil {
 		return store.Device{}, fmt.Errorf("sqlite: find device: %w", translate(err))

@@ -36,7 +36,14 @@ var (
 // DB is a store.Store on a SQLite database file. It is safe for concurrent
 // use.
 type DB struct {
-	db           *sql.DB
+	db *sql.DB
+	// read is a pool of read-only connections for the lookups on every
+	// request's path (a token, a user, a device): in WAL mode they read
+	// the last commit while db's one connection writes, instead of
+	// queueing behind its transactions and their syncs. nil for an
+	// in-memory database, whose other connections would be other
+	// databases; reads then use db.
+	read         *sql.DB
 	path         string
 	modeWarn     error
 	pollInterval time.Duration
@@ -69,6 +76,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{db: db, path: path, modeWarn: modeWarn, pollInterval: defaultPollInterval}
+	if path != "" && path != ":memory:" {
+		if d.read, err = openReader(ctx, path); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	for _, opt := range opts {
 		opt(d)
 	}
@@ -147,6 +160,32 @@ func openDB(ctx context.Context, path string) (*sql.DB, error) {
 	return db, nil
 }
 
+// readers is the size of the read-only pool.
+const readers = 4
+
+// openReader opens the read-only pool on the file at path.
+func openReader(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn(path)+"&_pragma=query_only(1)")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(readers)
+	db.SetMaxIdleConns(readers)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// reads is the pool for a lookup outside any transaction.
+func (db *DB) reads() *sql.DB {
+	if db.read != nil {
+		return db.read
+	}
+	return db.db
+}
+
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.db.PingContext(ctx); err != nil {
@@ -157,6 +196,9 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	if db.read != nil {
+		db.read.Close()
+	}
 	if err := db.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}

@@ -55,7 +55,7 @@ func (db *DB) FindUserByID(ctx context.Context, id string) (store.User, error) {
 // FindUserByLogin reads the users whose user_id_folded is store.FoldUserID(id)
 // and lets store.PickLogin choose.
 func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error) {
-	users, err := queryUsers(ctx, db.db,
+	users, err := queryUsers(ctx, db.reads(),
 		`SELECT `+userColumns+` FROM users WHERE user_id_folded = ?`, store.FoldUserID(id))
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: find user by login: %w", translate(err))
@@ -70,7 +70,7 @@ func (db *DB) FindUserByLogin(ctx context.Context, id string) (store.User, error
 // FindUserByThreePID returns the user the canonical address is bound to, or
 // store.ErrNotFound.
 func (db *DB) FindUserByThreePID(ctx context.Context, medium store.Medium, address string) (store.User, error) {
-	u, err := scanUser(db.db.QueryRowContext(ctx,
+	u, err := scanUser(db.reads().QueryRowContext(ctx,
 		`SELECT `+userColumnsU+`
 		 FROM user_threepids t JOIN users u ON u.user_id = t.user_id
 		 WHERE t.medium = ? AND t.address = ?`,
@@ -278,7 +278,7 @@ func (db *DB) RecordLoginNetwork(ctx context.Context, userID, network string, at
 // lookup of the primary key.
 func (db *DB) FindLoginNetwork(ctx context.Context, userID, network string, since time.Time) error {
 	var one int
-	if err := db.db.QueryRowContext(ctx,
+	if err := db.reads().QueryRowContext(ctx,
 		`SELECT 1 FROM login_networks WHERE user_id = ? AND network = ? AND last_success_at >= ?`,
 		userID, network, micros(since),
 	).Scan(&one); err != nil {
