@@ -205,6 +205,10 @@ func runStore(ctx context.Context, o options, kind, dir string, logw io.Writer) 
 				return &refreshChain{host: host, rt: m.refresh[i]}
 			}))
 		}},
+		{"settle", func() error {
+			progress(logw, "%s: vacuuming after the logouts", kind)
+			return settle(ctx, db)
+		}},
 		// Each login row is rated against the bcrypt bound measured right
 		// before and right after it (this VM's speed drifts by several
 		// per cent within minutes), in this process with authd idle.

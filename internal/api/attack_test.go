@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -700,4 +701,31 @@ func holdHashSlot(t *testing.T, h *harness, body string) (srv *httptest.Server, 
 	}()
 	<-holding
 	return srv, status, release
+}
+
+// A login network recorded within the last tenth of the TTL (at most an
+// hour) is not written again; an older record is refreshed.
+func TestLogin_KnownNetworkWrittenOncePerInterval(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := newLimitedBehindProxy(t, st, 720*time.Hour)
+		h.addUser("@alice:example.org", "pw")
+		ctx := context.Background()
+		t0 := h.clock.t
+		h.loginFrom("198.51.100.7", userLogin("alice", "pw")).str("access_token")
+		if err := st.FindLoginNetwork(ctx, "@alice:example.org", "198.51.100.7", t0); err != nil {
+			t.Fatalf("after the first login the network is not known since it: %v", err)
+		}
+		// 30 minutes later: known, recorded at t0, not written again.
+		h.clock.t = t0.Add(30 * time.Minute)
+		h.loginFrom("198.51.100.7", userLogin("alice", "pw")).str("access_token")
+		if err := st.FindLoginNetwork(ctx, "@alice:example.org", "198.51.100.7", t0.Add(time.Second)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a login 30 minutes later rewrote the network's time (err %v), want it left at the first login", err)
+		}
+		// Two hours later: older than an hour, so refreshed.
+		h.clock.t = t0.Add(2 * time.Hour)
+		h.loginFrom("198.51.100.7", userLogin("alice", "pw")).str("access_token")
+		if err := st.FindLoginNetwork(ctx, "@alice:example.org", "198.51.100.7", h.clock.t); err != nil {
+			t.Fatalf("a login two hours later did not refresh the network: %v", err)
+		}
+	})
 }
