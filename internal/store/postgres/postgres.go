@@ -96,10 +96,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	for _, opt := range opts {
 		opt(db)
 	}
-	// One batch at a time: two transactions that send a NOTIFY (migration
-	// 0003's trigger) commit one after the other anyway, so a second
-	// writer would only make smaller batches.
-	db.logouts = groupcommit.New(store.MaxDevicesPerBatch, 1, store.BatchTimeout, db.deleteDevicesBatch)
+	db.logouts = groupcommit.New(store.MaxDevicesPerBatch, store.BatchTimeout, db.deleteDevicesBatch)
 	return db, nil
 }
 

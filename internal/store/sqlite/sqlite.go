@@ -85,7 +85,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	for _, opt := range opts {
 		opt(d)
 	}
-	d.logouts = groupcommit.New(store.MaxDevicesPerBatch, 1, store.BatchTimeout, d.deleteDevicesBatch) // one writer
+	d.logouts = groupcommit.New(store.MaxDevicesPerBatch, store.BatchTimeout, d.deleteDevicesBatch)
 	return d, nil
 }
 

@@ -34,7 +34,7 @@ func TestBatcher_GathersWhileWriting(t *testing.T) {
 	var mu sync.Mutex
 	var batches [][]int
 	first := make(chan struct{})
-	b := New(100, 1, time.Second, func(ctx context.Context, keys []int) ([]bool, error) {
+	b := New(100, time.Second, func(ctx context.Context, keys []int) ([]bool, error) {
 		mu.Lock()
 		batches = append(batches, slices.Clone(keys))
 		n := len(batches)
@@ -100,7 +100,7 @@ func TestBatcher_ErrorsLimitsAndCancel(t *testing.T) {
 	release := make(chan struct{})
 	var sizes []int
 	var mu sync.Mutex
-	b := New(2, 1, time.Second, func(ctx context.Context, keys []int) ([]bool, error) {
+	b := New(2, time.Second, func(ctx context.Context, keys []int) ([]bool, error) {
 		mu.Lock()
 		sizes = append(sizes, len(keys))
 		mu.Unlock()
